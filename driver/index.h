@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The in-core index: origin block -> cache slot.
+ *
+ * Set-associative: an origin block hashes to one set of IC_WAYS ways, and a
+ * lookup scans that set's ways only, under that set's lock. No pointers and no
+ * lock shared by all I/O. RAM per slot: an 8-byte way word and a 2-byte
+ * in-flight count, plus one struct ic_set per IC_WAYS slots (under 11 bytes
+ * a slot in all).
+ *
+ * A way word holds the origin block in its low IC_OBLOCK_BITS bits and the
+ * flags below. A way is free when neither VALID nor FILLING is set and no
+ * I/O that looked it up is in flight (inflight == 0); only a free way may be
+ * given to another block. At most one way of a set is VALID or FILLING for a
+ * given origin block.
+ *
+ * Locking: every field of a set's ways and of its struct ic_set is read and
+ * written under that set's lock, which is taken with interrupts disabled
+ * (completions run in interrupt context).
+ */
+#ifndef DM_INFERCACHE_INDEX_H
+#define DM_INFERCACHE_INDEX_H
+
+#include "ic_compat.h"
+#include "geometry.h"
+
+#define IC_OBLOCK_BITS	48
+#define IC_OBLOCK_MASK	((1ULL << IC_OBLOCK_BITS) - 1)
+
+/* The slot holds this block's data; lookups hit. */
+#define IC_WAY_VALID	BIT_ULL(48)
+/* A fill of this block is in flight; lookups miss but see it. */
+#define IC_WAY_FILLING	BIT_ULL(49)
+/* The block was written or discarded during the fill: drop the fill. */
+#define IC_WAY_STALE	BIT_ULL(50)
+/* CLOCK reference bit: hit since the hand last passed. */
+#define IC_WAY_REF	BIT_ULL(51)
+/* A write-through write to the slot is in flight. */
+#define IC_WAY_WRITING	BIT_ULL(52)
+
+#define IC_WAY_PRESENT	(IC_WAY_VALID | IC_WAY_FILLING)
+#define IC_INFLIGHT_MAX	U16_MAX
+
+struct ic_set {
+	spinlock_t lock;	/* protects this set and its ways */
+	u32 writes_inflight;	/* writes to blocks of this set in flight */
+	u8 hand;		/* CLOCK hand, a way number */
+};
+
+struct ic_index {
+	u64 nr_sets;
+	u64 *ways;		/* nr_sets * IC_WAYS way words */
+	u16 *inflight;		/* per way: hits and write-through writes */
+	struct ic_set *sets;
+};
+
+int ic_index_init(struct ic_index *idx, u64 nr_sets);
+void ic_index_exit(struct ic_index *idx);
+
+/* The set an origin block belongs to. nr_sets fits in 32 bits. */
+static inline u64 ic_index_set(const struct ic_index *idx, u64 oblock)
+{
+	return reciprocal_scale(hash_64(oblock, 32), (u32)idx->nr_sets);
+}
+
+/* The index of a way of a set in idx->ways and idx->inflight. */
+static inline u64 ic_index_slot(u64 set, unsigned int way)
+{
+	return set * IC_WAYS + way;
+}
+
+static inline bool ic_way_is_free(const struct ic_index *idx, u64 slot)
+{
+	return !(idx->ways[slot] & IC_WAY_PRESENT) && !idx->inflight[slot];
+}
+
+/*
+ * The way of @set that holds or is filling @oblock, or -1.
+ * Caller holds the set lock.
+ */
+int ic_index_find(const struct ic_index *idx, u64 set, u64 oblock);
+
+/*
+ * Forget the block of a VALID way (it stays busy until its in-flight I/O
+ * drains) or mark a FILLING way STALE. Returns true when a VALID block was
+ * dropped. Caller holds the set lock.
+ */
+bool ic_index_invalidate(struct ic_index *idx, u64 slot);
+
+#endif

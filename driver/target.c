@@ -1,0 +1,1201 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-infercache: a cache on a fast device (NVMe) in front of slow storage,
+ * for the small random reads of AI inference.
+ *
+ * Glossary
+ *   origin   the slow device; it always holds every written byte
+ *            (write-through)
+ *   oblock   an origin block: a cache-block-sized, aligned piece of the
+ *            target
+ *   set      the IC_WAYS slots an oblock may live in (see index.h)
+ *   slot     one cache block on the cache device: set * IC_WAYS + way
+ *   hit      a read of a VALID slot: remapped to the cache device in ->map
+ *   fill     after a read miss, the block read from the origin for the
+ *            caller, copied into our own pages and written to a slot
+ *
+ * Theory of operation
+ *   dm core splits bios at cache-block boundaries (max_io_len), so every
+ *   data bio here lies inside one block. A read hit is remapped in place;
+ *   nothing is allocated. A read miss of a block that policy admits reserves
+ *   a way (FILLING), reads the whole block from the origin into pages of our
+ *   own, copies the caller's part out, completes the caller, and then
+ *   writes the pages to the slot from a worker. The fill is dropped if the
+ *   block was written or discarded meanwhile (STALE), and no fill starts in
+ *   a set while a write to that set is in flight, so a fill never installs
+ *   data older than a write that completed. A write goes to the origin; if
+ *   the block is cached it also goes to the slot, and the caller completes
+ *   when both are done. A second write racing the first on the same cached
+ *   block drops the block instead. A slot is reused only once no I/O that
+ *   looked it up is in flight (ic_index inflight counts).
+ *
+ *   Errors on the cache device never fail a caller: a failed hit is retried
+ *   on the origin, a failed write-through copy drops the block, and the
+ *   target turns degraded (everything goes to the origin) until reloaded.
+ *
+ * The cache contents live in memory only for now; the layout (geometry.h)
+ * already keeps data clear of where the metadata will go.
+ */
+#include <linux/module.h>
+#include <linux/init.h>
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/device-mapper.h>
+#include <linux/mempool.h>
+#include <linux/percpu.h>
+#include <linux/workqueue.h>
+#include <linux/highmem.h>
+
+#include "geometry.h"
+#include "index.h"
+#include "policy.h"
+
+#define DM_MSG_PREFIX "infercache"
+
+#define IC_DEFAULT_BLOCK_SIZE	4096
+#define IC_MAX_OPT_ARGS		4
+#define IC_BLOCK_SIZE_ERROR \
+	"Invalid block_size: must be a power of two from 4096 to 65536"
+/* Fills in flight at most; more misses are served without a fill. */
+#define IC_MAX_FILLS		512
+#define IC_MIN_POOL_PAGES	64
+#define IC_MAX_BLOCK_PAGES	DIV_ROUND_UP(IC_MAX_BLOCK_SECTORS << SECTOR_SHIFT, \
+					     PAGE_SIZE)
+
+enum ic_mode {
+	IC_MODE_WRITETHROUGH,
+	IC_MODE_WRITEBACK,
+};
+
+/* The optional arguments, in the order the table gave them. */
+enum ic_opt {
+	IC_OPT_MODE,
+	IC_OPT_BLOCK_SIZE,
+	IC_NR_OPTS,
+};
+
+/* Counters, in status order. */
+enum ic_stat {
+	IC_STAT_READS,
+	IC_STAT_READ_HITS,
+	IC_STAT_READ_MISSES,
+	IC_STAT_FILLS,
+	IC_STAT_WRITES,
+	IC_STAT_WRITE_HITS,
+	IC_STAT_EVICTIONS,
+	IC_STAT_DISCARDS,
+	IC_STAT_BYPASSES,
+	IC_STAT_FILL_ABORTS,
+	IC_STAT_CACHE_ERRORS,
+	IC_NR_STATS,
+};
+
+struct ic_stats {
+	u64 count[IC_NR_STATS];
+};
+
+#define IC_DEGRADED	0	/* bit in infercache.flags */
+
+struct infercache {
+	struct dm_target *ti;
+	struct dm_dev *cache_dev;
+	struct dm_dev *origin_dev;
+
+	struct ic_geometry geo;
+	struct ic_index index;
+	unsigned int block_shift;	/* log2 of the block size in sectors */
+	u64 origin_blocks;		/* whole blocks in the target */
+	bool discard_passdown;
+	unsigned long flags;
+
+	atomic_t nr_fills;		/* fills allocated and not yet freed */
+	atomic_t discards_inflight;
+	atomic64_t cached;		/* VALID slots */
+	wait_queue_head_t fill_wait;	/* nr_fills reached 0 */
+
+	spinlock_t retry_lock;		/* protects retry_bios */
+	struct bio_list retry_bios;	/* failed hits, to reissue to origin */
+	struct work_struct retry_work;
+
+	struct workqueue_struct *wq;
+	struct bio_set wt_bs;		/* write-through copies to the cache */
+	struct bio_set fill_bs;		/* fills; front_pad is struct ic_fill */
+	mempool_t page_pool;
+	struct ic_stats __percpu *stats;
+
+	/* The table as given, for STATUSTYPE_TABLE. */
+	enum ic_mode mode;
+	unsigned int block_size;
+	unsigned int nr_opts;
+	enum ic_opt opts[IC_NR_OPTS];
+};
+
+/* What ->map did with a bio, so ->end_io knows what to undo. */
+enum ic_bio_kind {
+	IC_BIO_PASS,		/* remapped to one device, nothing held */
+	IC_BIO_HIT_READ,	/* holds inflight on its slot */
+	IC_BIO_HIT_WRITE,	/* holds inflight, WRITING and writes_inflight */
+	IC_BIO_MISS_WRITE,	/* holds writes_inflight of its set */
+	IC_BIO_DISCARD,		/* holds discards_inflight */
+	IC_BIO_FILLED,		/* completed by a fill; nothing held */
+};
+
+struct ic_bio {
+	enum ic_bio_kind kind;
+	unsigned int way;
+	u64 set;
+	bool cache_failed;		/* the write-through copy failed */
+	struct bvec_iter iter;		/* of a hit, to retry on the origin */
+};
+
+struct ic_fill {
+	struct infercache *ic;
+	struct bio *caller;
+	unsigned int caller_offset;	/* bytes into the block */
+	u64 oblock;
+	u64 set;
+	unsigned int way;
+	unsigned int nr_pages;
+	struct work_struct work;
+	struct page *pages[IC_MAX_BLOCK_PAGES];
+	struct bio bio;			/* last: bio_set front_pad */
+};
+
+static void ic_stat_inc(struct infercache *ic, enum ic_stat stat)
+{
+	this_cpu_inc(ic->stats->count[stat]);
+}
+
+static sector_t ic_block_sectors(struct infercache *ic)
+{
+	return ic->geo.block_sectors;
+}
+
+static struct ic_set *ic_set(struct infercache *ic, u64 set)
+{
+	return &ic->index.sets[set];
+}
+
+static bool ic_degraded(struct infercache *ic)
+{
+	return test_bit(IC_DEGRADED, &ic->flags);
+}
+
+static void ic_cache_error(struct infercache *ic)
+{
+	ic_stat_inc(ic, IC_STAT_CACHE_ERRORS);
+	if (!test_and_set_bit(IC_DEGRADED, &ic->flags))
+		DMERR("%s: cache device I/O error; serving everything from the origin",
+		      ic->cache_dev->name);
+}
+
+static void ic_remap_origin(struct infercache *ic, struct bio *bio)
+{
+	bio_set_dev(bio, ic->origin_dev->bdev);
+	if (bio_sectors(bio))
+		bio->bi_iter.bi_sector =
+			dm_target_offset(ic->ti, bio->bi_iter.bi_sector);
+}
+
+static void ic_remap_cache(struct infercache *ic, struct bio *bio, u64 set,
+			   unsigned int way, sector_t offset)
+{
+	sector_t in_block = offset & (ic_block_sectors(ic) - 1);
+
+	bio_set_dev(bio, ic->cache_dev->bdev);
+	bio->bi_iter.bi_sector =
+		ic_slot_sector(&ic->geo, ic_index_slot(set, way)) + in_block;
+}
+
+/* Drop a VALID block, or mark a fill of it STALE. Set lock held. */
+static void ic_invalidate_slot(struct infercache *ic, u64 slot)
+{
+	if (ic_index_invalidate(&ic->index, slot))
+		atomic64_dec(&ic->cached);
+}
+
+/* ---- Fills ---- */
+
+static void ic_fill_free(struct ic_fill *fill)
+{
+	struct infercache *ic = fill->ic;
+	unsigned long flags;
+	unsigned int i;
+
+	for (i = 0; i < fill->nr_pages; i++)
+		mempool_free(fill->pages[i], &ic->page_pool);
+	bio_put(&fill->bio);
+
+	/* Under the wait lock so that a waiter that saw 0 may free @ic. */
+	spin_lock_irqsave(&ic->fill_wait.lock, flags);
+	if (atomic_dec_and_test(&ic->nr_fills))
+		wake_up_locked(&ic->fill_wait);
+	spin_unlock_irqrestore(&ic->fill_wait.lock, flags);
+}
+
+static void ic_wait_for_fills(struct infercache *ic)
+{
+	spin_lock_irq(&ic->fill_wait.lock);
+	wait_event_lock_irq(ic->fill_wait, !atomic_read(&ic->nr_fills),
+			    ic->fill_wait.lock);
+	spin_unlock_irq(&ic->fill_wait.lock);
+}
+
+/*
+ * A fill with its pages and origin read bio, or NULL when memory is short or
+ * too many fills are in flight: a fill is an optimisation, never worth
+ * blocking a miss for.
+ */
+static struct ic_fill *ic_fill_alloc(struct infercache *ic)
+{
+	unsigned int bytes = ic_block_sectors(ic) << SECTOR_SHIFT;
+	unsigned int nr_pages = DIV_ROUND_UP(bytes, PAGE_SIZE);
+	struct ic_fill *fill;
+	struct bio *bio;
+	unsigned int i;
+
+	if (atomic_inc_return(&ic->nr_fills) > IC_MAX_FILLS)
+		goto out_dec;
+
+	bio = bio_alloc_bioset(ic->origin_dev->bdev, nr_pages, REQ_OP_READ,
+			       GFP_NOWAIT | __GFP_NOWARN, &ic->fill_bs);
+	if (!bio)
+		goto out_dec;
+
+	fill = container_of(bio, struct ic_fill, bio);
+	fill->ic = ic;
+	fill->nr_pages = 0;
+	for (i = 0; i < nr_pages; i++) {
+		struct page *page = mempool_alloc(&ic->page_pool,
+						  GFP_NOWAIT | __GFP_NOWARN);
+
+		if (!page) {
+			ic_fill_free(fill);	/* drops nr_fills */
+			return NULL;
+		}
+		fill->pages[fill->nr_pages++] = page;
+	}
+	return fill;
+
+out_dec:
+	atomic_dec(&ic->nr_fills);
+	return NULL;
+}
+
+static void ic_fill_add_pages(struct ic_fill *fill)
+{
+	unsigned int left = ic_block_sectors(fill->ic) << SECTOR_SHIFT;
+	unsigned int i;
+
+	for (i = 0; i < fill->nr_pages; i++) {
+		unsigned int len = min_t(unsigned int, left, PAGE_SIZE);
+
+		/* Cannot fail: the bio was sized for these pages. */
+		__bio_add_page(&fill->bio, fill->pages[i], len, 0);
+		left -= len;
+	}
+}
+
+/* Copy the caller's part of the block from the fill's pages. */
+static void ic_fill_copy_to_caller(struct ic_fill *fill)
+{
+	unsigned int offset = fill->caller_offset;
+	struct bvec_iter iter;
+	struct bio_vec bv;
+
+	bio_for_each_segment(bv, fill->caller, iter) {
+		char *dst = bvec_kmap_local(&bv);
+		unsigned int done = 0;
+
+		while (done < bv.bv_len) {
+			unsigned int in_page = offset & ~PAGE_MASK;
+			unsigned int len = min(bv.bv_len - done,
+					       (unsigned int)PAGE_SIZE - in_page);
+
+			memcpy(dst + done,
+			       page_address(fill->pages[offset >> PAGE_SHIFT]) +
+			       in_page, len);
+			done += len;
+			offset += len;
+		}
+		kunmap_local(dst);
+	}
+}
+
+/* Release the way a fill reserved: install the block or drop it. */
+static void ic_fill_finish(struct ic_fill *fill, blk_status_t status)
+{
+	struct infercache *ic = fill->ic;
+	struct ic_set *s = ic_set(ic, fill->set);
+	u64 slot = ic_index_slot(fill->set, fill->way);
+	unsigned long flags;
+	bool installed = false;
+	u64 word;
+
+	spin_lock_irqsave(&s->lock, flags);
+	word = ic->index.ways[slot];
+	WARN_ON_ONCE(!(word & IC_WAY_FILLING) ||
+		     (word & IC_OBLOCK_MASK) != fill->oblock);
+	if (!status && !(word & IC_WAY_STALE) && !ic_degraded(ic)) {
+		ic->index.ways[slot] = fill->oblock | IC_WAY_VALID;
+		installed = true;
+	} else {
+		ic->index.ways[slot] = 0;
+	}
+	spin_unlock_irqrestore(&s->lock, flags);
+
+	if (installed) {
+		atomic64_inc(&ic->cached);
+		ic_stat_inc(ic, IC_STAT_FILLS);
+	} else {
+		ic_stat_inc(ic, IC_STAT_FILL_ABORTS);
+	}
+	ic_fill_free(fill);
+}
+
+static void ic_fill_write_endio(struct bio *bio)
+{
+	struct ic_fill *fill = container_of(bio, struct ic_fill, bio);
+
+	if (bio->bi_status)
+		ic_cache_error(fill->ic);
+	ic_fill_finish(fill, bio->bi_status);
+}
+
+static void ic_fill_write_work(struct work_struct *work)
+{
+	struct ic_fill *fill = container_of(work, struct ic_fill, work);
+	struct infercache *ic = fill->ic;
+	struct bio *bio = &fill->bio;
+
+	bio_reset(bio, ic->cache_dev->bdev, REQ_OP_WRITE);
+	bio->bi_iter.bi_sector =
+		ic_slot_sector(&ic->geo, ic_index_slot(fill->set, fill->way));
+	bio->bi_end_io = ic_fill_write_endio;
+	ic_fill_add_pages(fill);
+	submit_bio_noacct(bio);
+}
+
+/*
+ * The origin read of a fill is done: serve the caller from our pages now,
+ * and write them to the cache later from process context.
+ */
+static void ic_fill_read_endio(struct bio *bio)
+{
+	struct ic_fill *fill = container_of(bio, struct ic_fill, bio);
+	struct bio *caller = fill->caller;
+	blk_status_t status = bio->bi_status;
+
+	if (!status)
+		ic_fill_copy_to_caller(fill);
+	fill->caller = NULL;
+	caller->bi_status = status;
+	bio_endio(caller);
+
+	if (status) {
+		ic_fill_finish(fill, status);
+		return;
+	}
+	INIT_WORK(&fill->work, ic_fill_write_work);
+	queue_work(fill->ic->wq, &fill->work);
+}
+
+/* ---- Mapping ---- */
+
+static int ic_map_bypass(struct infercache *ic, struct bio *bio)
+{
+	ic_stat_inc(ic, IC_STAT_BYPASSES);
+	ic_remap_origin(ic, bio);
+	return DM_MAPIO_REMAPPED;
+}
+
+/*
+ * A read missed: try to reserve a way for the block and fill it from the
+ * origin read that serves the caller.
+ */
+static int ic_map_read_miss(struct infercache *ic, struct bio *bio,
+			    struct ic_bio *pb, u64 set, u64 oblock,
+			    sector_t offset)
+{
+	struct ic_set *s = ic_set(ic, set);
+	struct ic_fill *fill;
+	unsigned long flags;
+	bool evicted = false;
+	int way = -1;
+
+	fill = ic_fill_alloc(ic);
+	if (!fill)
+		return ic_map_bypass(ic, bio);
+
+	spin_lock_irqsave(&s->lock, flags);
+	/*
+	 * A write in flight to this set may be older than the data we would
+	 * read: do not fill until it is done. Same for any discard.
+	 */
+	if (!s->writes_inflight && !atomic_read(&ic->discards_inflight) &&
+	    ic_index_find(&ic->index, set, oblock) < 0 &&
+	    ic_policy_admit(&ic->index, set, oblock))
+		way = ic_policy_victim(&ic->index, set);
+	if (way >= 0) {
+		u64 slot = ic_index_slot(set, way);
+
+		evicted = ic->index.ways[slot] & IC_WAY_VALID;
+		ic->index.ways[slot] = oblock | IC_WAY_FILLING;
+	}
+	spin_unlock_irqrestore(&s->lock, flags);
+
+	if (way < 0) {
+		ic_fill_free(fill);
+		return ic_map_bypass(ic, bio);
+	}
+	if (evicted) {
+		atomic64_dec(&ic->cached);
+		ic_stat_inc(ic, IC_STAT_EVICTIONS);
+	}
+
+	pb->kind = IC_BIO_FILLED;
+	fill->caller = bio;
+	fill->caller_offset = (offset & (ic_block_sectors(ic) - 1)) <<
+			      SECTOR_SHIFT;
+	fill->oblock = oblock;
+	fill->set = set;
+	fill->way = way;
+
+	fill->bio.bi_iter.bi_sector = oblock << ic->block_shift;
+	fill->bio.bi_ioprio = bio->bi_ioprio;
+	fill->bio.bi_end_io = ic_fill_read_endio;
+	ic_fill_add_pages(fill);
+	submit_bio_noacct(&fill->bio);
+	return DM_MAPIO_SUBMITTED;
+}
+
+static int ic_map_read(struct infercache *ic, struct bio *bio,
+		       struct ic_bio *pb)
+{
+	sector_t offset = dm_target_offset(ic->ti, bio->bi_iter.bi_sector);
+	u64 oblock = offset >> ic->block_shift;
+	unsigned long flags;
+	struct ic_set *s;
+	u64 set, slot;
+	int way;
+
+	ic_stat_inc(ic, IC_STAT_READS);
+	if (unlikely(oblock >= ic->origin_blocks || ic_degraded(ic))) {
+		ic_stat_inc(ic, IC_STAT_READ_MISSES);
+		return ic_map_bypass(ic, bio);
+	}
+
+	set = ic_index_set(&ic->index, oblock);
+	s = ic_set(ic, set);
+
+	spin_lock_irqsave(&s->lock, flags);
+	way = ic_index_find(&ic->index, set, oblock);
+	if (way >= 0) {
+		slot = ic_index_slot(set, way);
+		if ((ic->index.ways[slot] & IC_WAY_VALID) &&
+		    ic->index.inflight[slot] < IC_INFLIGHT_MAX) {
+			ic->index.inflight[slot]++;
+			ic_policy_hit(&ic->index, set, way);
+			spin_unlock_irqrestore(&s->lock, flags);
+
+			ic_stat_inc(ic, IC_STAT_READ_HITS);
+			pb->kind = IC_BIO_HIT_READ;
+			pb->set = set;
+			pb->way = way;
+			pb->iter = bio->bi_iter;
+			ic_remap_cache(ic, bio, set, way, offset);
+			return DM_MAPIO_REMAPPED;
+		}
+	}
+	spin_unlock_irqrestore(&s->lock, flags);
+
+	ic_stat_inc(ic, IC_STAT_READ_MISSES);
+	if (way >= 0)	/* being filled, or too busy to count */
+		return ic_map_bypass(ic, bio);
+
+	return ic_map_read_miss(ic, bio, pb, set, oblock, offset);
+}
+
+/* The write-through copy on the cache device is done. */
+static void ic_wt_endio(struct bio *clone)
+{
+	struct bio *bio = clone->bi_private;
+	struct ic_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+
+	if (clone->bi_status)
+		pb->cache_failed = true;
+	bio_put(clone);
+	bio_endio(bio);		/* drops the count bio_inc_remaining took */
+}
+
+static int ic_map_write(struct infercache *ic, struct bio *bio,
+			struct ic_bio *pb)
+{
+	sector_t offset = dm_target_offset(ic->ti, bio->bi_iter.bi_sector);
+	u64 oblock = offset >> ic->block_shift;
+	bool hit = false, dropped = false;
+	struct bio *clone;
+	unsigned long flags;
+	struct ic_set *s;
+	u64 set, slot = 0;
+	int way;
+
+	ic_stat_inc(ic, IC_STAT_WRITES);
+	if (unlikely(oblock >= ic->origin_blocks || ic_degraded(ic))) {
+		ic_remap_origin(ic, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	set = ic_index_set(&ic->index, oblock);
+	s = ic_set(ic, set);
+
+	spin_lock_irqsave(&s->lock, flags);
+	s->writes_inflight++;
+	way = ic_index_find(&ic->index, set, oblock);
+	if (way >= 0) {
+		u64 word;
+
+		slot = ic_index_slot(set, way);
+		word = ic->index.ways[slot];
+		if (!(word & IC_WAY_VALID) || (word & IC_WAY_WRITING) ||
+		    ic->index.inflight[slot] >= IC_INFLIGHT_MAX) {
+			/*
+			 * Being filled (the fill turns STALE), or another
+			 * write is on the slot: two writes could land on the
+			 * two devices in different orders, so drop the block.
+			 */
+			dropped = ic_index_invalidate(&ic->index, slot);
+		} else {
+			ic->index.ways[slot] = word | IC_WAY_WRITING;
+			ic->index.inflight[slot]++;
+			ic_policy_hit(&ic->index, set, way);
+			hit = true;
+		}
+	}
+	spin_unlock_irqrestore(&s->lock, flags);
+
+	if (dropped)
+		atomic64_dec(&ic->cached);
+
+	pb->set = set;
+	pb->way = hit ? way : 0;
+	pb->kind = hit ? IC_BIO_HIT_WRITE : IC_BIO_MISS_WRITE;
+	pb->cache_failed = false;
+	if (!hit) {
+		ic_remap_origin(ic, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	/* The slot is held by WRITING and inflight: sleeping is fine now. */
+	ic_stat_inc(ic, IC_STAT_WRITE_HITS);
+	clone = bio_alloc_clone(ic->cache_dev->bdev, bio, GFP_NOIO,
+				&ic->wt_bs);
+	clone->bi_iter.bi_sector = ic_slot_sector(&ic->geo, slot) +
+				   (offset & (ic_block_sectors(ic) - 1));
+	clone->bi_private = bio;
+	clone->bi_end_io = ic_wt_endio;
+	bio_inc_remaining(bio);
+	submit_bio_noacct(clone);
+
+	ic_remap_origin(ic, bio);
+	return DM_MAPIO_REMAPPED;
+}
+
+/* Forget every cached block in [begin, end). */
+static void ic_invalidate_range(struct infercache *ic, u64 begin, u64 end)
+{
+	struct ic_index *idx = &ic->index;
+	unsigned long flags;
+	u64 set, oblock;
+
+	if (end - begin <= idx->nr_sets) {
+		for (oblock = begin; oblock < end; oblock++) {
+			int way;
+
+			set = ic_index_set(idx, oblock);
+			spin_lock_irqsave(&idx->sets[set].lock, flags);
+			way = ic_index_find(idx, set, oblock);
+			if (way >= 0)
+				ic_invalidate_slot(ic, ic_index_slot(set, way));
+			spin_unlock_irqrestore(&idx->sets[set].lock, flags);
+		}
+		return;
+	}
+
+	/* A range larger than the cache: visit every way once instead. */
+	for (set = 0; set < idx->nr_sets; set++) {
+		unsigned int way;
+
+		spin_lock_irqsave(&idx->sets[set].lock, flags);
+		for (way = 0; way < IC_WAYS; way++) {
+			u64 slot = ic_index_slot(set, way);
+			u64 word = idx->ways[slot];
+
+			oblock = word & IC_OBLOCK_MASK;
+			if ((word & IC_WAY_PRESENT) &&
+			    oblock >= begin && oblock < end)
+				ic_invalidate_slot(ic, slot);
+		}
+		spin_unlock_irqrestore(&idx->sets[set].lock, flags);
+		if (!(set % 1024))
+			cond_resched();
+	}
+}
+
+static int ic_map_discard(struct infercache *ic, struct bio *bio,
+			  struct ic_bio *pb)
+{
+	sector_t begin = dm_target_offset(ic->ti, bio->bi_iter.bi_sector);
+	sector_t end = begin + bio_sectors(bio);
+	u64 first = begin >> ic->block_shift;
+	u64 last = min_t(u64, DIV_ROUND_UP_ULL(end, ic_block_sectors(ic)),
+			 ic->origin_blocks);
+
+	ic_stat_inc(ic, IC_STAT_DISCARDS);
+	/* Before invalidating, so no fill can start and read old data. */
+	atomic_inc(&ic->discards_inflight);
+	pb->kind = IC_BIO_DISCARD;
+	if (first < last)
+		ic_invalidate_range(ic, first, last);
+
+	ic_remap_origin(ic, bio);
+	return DM_MAPIO_REMAPPED;
+}
+
+static int infercache_map(struct dm_target *ti, struct bio *bio)
+{
+	struct infercache *ic = ti->private;
+	struct ic_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+
+	pb->kind = IC_BIO_PASS;
+
+	if (bio->bi_opf & REQ_PREFLUSH) {
+		/* dm core sends one empty flush per device (num_flush_bios). */
+		if (dm_bio_get_target_bio_nr(bio))
+			bio_set_dev(bio, ic->cache_dev->bdev);
+		else
+			bio_set_dev(bio, ic->origin_dev->bdev);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	switch (bio_op(bio)) {
+	case REQ_OP_READ:
+		return ic_map_read(ic, bio, pb);
+	case REQ_OP_WRITE:
+		return ic_map_write(ic, bio, pb);
+	case REQ_OP_DISCARD:
+		return ic_map_discard(ic, bio, pb);
+	default:
+		return DM_MAPIO_KILL;
+	}
+}
+
+/* ---- Completion ---- */
+
+static void ic_retry_work(struct work_struct *work)
+{
+	struct infercache *ic = container_of(work, struct infercache,
+					     retry_work);
+	struct bio_list bios;
+	struct bio *bio;
+
+	spin_lock_irq(&ic->retry_lock);
+	bios = ic->retry_bios;
+	bio_list_init(&ic->retry_bios);
+	spin_unlock_irq(&ic->retry_lock);
+
+	while ((bio = bio_list_pop(&bios)))
+		submit_bio_noacct(bio);
+}
+
+/* A hit failed on the cache device: reissue it to the origin. */
+static int ic_retry_on_origin(struct infercache *ic, struct bio *bio,
+			      struct ic_bio *pb)
+{
+	unsigned long flags;
+
+	bio->bi_iter = pb->iter;
+	bio->bi_status = BLK_STS_OK;
+	ic_remap_origin(ic, bio);
+	pb->kind = IC_BIO_PASS;
+
+	spin_lock_irqsave(&ic->retry_lock, flags);
+	bio_list_add(&ic->retry_bios, bio);
+	spin_unlock_irqrestore(&ic->retry_lock, flags);
+	queue_work(ic->wq, &ic->retry_work);
+	return DM_ENDIO_INCOMPLETE;
+}
+
+static int infercache_end_io(struct dm_target *ti, struct bio *bio,
+			     blk_status_t *error)
+{
+	struct infercache *ic = ti->private;
+	struct ic_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	bool failed = false;
+	u64 slot;
+	unsigned long flags;
+	struct ic_set *s;
+
+	switch (pb->kind) {
+	case IC_BIO_HIT_READ:
+		slot = ic_index_slot(pb->set, pb->way);
+		s = ic_set(ic, pb->set);
+		spin_lock_irqsave(&s->lock, flags);
+		ic->index.inflight[slot]--;
+		if (*error && *error != BLK_STS_AGAIN) {
+			ic_invalidate_slot(ic, slot);
+			failed = true;
+		}
+		spin_unlock_irqrestore(&s->lock, flags);
+		if (failed) {
+			ic_cache_error(ic);
+			*error = BLK_STS_OK;
+			return ic_retry_on_origin(ic, bio, pb);
+		}
+		break;
+
+	case IC_BIO_HIT_WRITE:
+		slot = ic_index_slot(pb->set, pb->way);
+		s = ic_set(ic, pb->set);
+		spin_lock_irqsave(&s->lock, flags);
+		ic->index.inflight[slot]--;
+		ic->index.ways[slot] &= ~IC_WAY_WRITING;
+		s->writes_inflight--;
+		if (*error || pb->cache_failed)
+			ic_invalidate_slot(ic, slot);
+		spin_unlock_irqrestore(&s->lock, flags);
+		if (pb->cache_failed)
+			ic_cache_error(ic);
+		break;
+
+	case IC_BIO_MISS_WRITE:
+		s = ic_set(ic, pb->set);
+		spin_lock_irqsave(&s->lock, flags);
+		s->writes_inflight--;
+		spin_unlock_irqrestore(&s->lock, flags);
+		break;
+
+	case IC_BIO_DISCARD:
+		atomic_dec(&ic->discards_inflight);
+		break;
+
+	case IC_BIO_PASS:
+	case IC_BIO_FILLED:
+		break;
+	}
+	return DM_ENDIO_DONE;
+}
+
+/* ---- Table, status and messages ---- */
+
+static int ic_parse_opts(struct infercache *ic, struct dm_arg_set *as,
+			 char **error)
+{
+	static const struct dm_arg nr_opts_arg = {
+		0, IC_MAX_OPT_ARGS, "Invalid number of optional arguments"
+	};
+	unsigned int nr_args, seen = 0;
+	int r;
+
+	r = dm_read_arg_group(&nr_opts_arg, as, &nr_args, error);
+	if (r)
+		return r;
+	if (as->argc != nr_args) {
+		*error = "Invalid argument count";
+		return -EINVAL;
+	}
+
+	while (as->argc) {
+		const char *key = dm_shift_arg(as);
+		const char *val = dm_shift_arg(as);
+		enum ic_opt opt;
+
+		if (!strcasecmp(key, "mode")) {
+			opt = IC_OPT_MODE;
+		} else if (!strcasecmp(key, "block_size")) {
+			opt = IC_OPT_BLOCK_SIZE;
+		} else {
+			*error = "Unknown optional argument";
+			return -EINVAL;
+		}
+		if (!val) {
+			*error = "Missing value for optional argument";
+			return -EINVAL;
+		}
+		if (seen & BIT(opt)) {
+			*error = "Optional argument given twice";
+			return -EINVAL;
+		}
+		seen |= BIT(opt);
+		ic->opts[ic->nr_opts++] = opt;
+
+		switch (opt) {
+		case IC_OPT_MODE:
+			if (!strcasecmp(val, "writeback")) {
+				*error = "Writeback mode is not supported yet";
+				return -EINVAL;
+			}
+			if (strcasecmp(val, "writethrough")) {
+				*error = "Invalid cache mode";
+				return -EINVAL;
+			}
+			ic->mode = IC_MODE_WRITETHROUGH;
+			break;
+		case IC_OPT_BLOCK_SIZE:
+			if (kstrtouint(val, 10, &ic->block_size) ||
+			    ic->block_size < IC_MIN_BLOCK_SECTORS << SECTOR_SHIFT ||
+			    ic->block_size > IC_MAX_BLOCK_SECTORS << SECTOR_SHIFT ||
+			    !is_power_of_2(ic->block_size)) {
+				*error = IC_BLOCK_SIZE_ERROR;
+				return -EINVAL;
+			}
+			break;
+		case IC_NR_OPTS:
+			break;
+		}
+	}
+	return 0;
+}
+
+static void ic_free(struct infercache *ic)
+{
+	if (ic->wq)
+		destroy_workqueue(ic->wq);
+	mempool_exit(&ic->page_pool);
+	bioset_exit(&ic->fill_bs);
+	bioset_exit(&ic->wt_bs);
+	free_percpu(ic->stats);
+	ic_index_exit(&ic->index);
+	if (ic->origin_dev)
+		dm_put_device(ic->ti, ic->origin_dev);
+	if (ic->cache_dev)
+		dm_put_device(ic->ti, ic->cache_dev);
+	kfree(ic);
+}
+
+static int ic_open_devices(struct infercache *ic, struct dm_arg_set *as,
+			   char **error)
+{
+	struct dm_target *ti = ic->ti;
+	fmode_t mode = dm_table_get_mode(ti->table);
+	int r;
+
+	r = dm_get_device(ti, dm_shift_arg(as), mode, &ic->cache_dev);
+	if (r) {
+		*error = "Error opening cache device";
+		return r;
+	}
+	r = dm_get_device(ti, dm_shift_arg(as), mode, &ic->origin_dev);
+	if (r) {
+		*error = "Error opening origin device";
+		return r;
+	}
+	if (ic->cache_dev->bdev == ic->origin_dev->bdev) {
+		*error = "Cache and origin must be different devices";
+		return -EINVAL;
+	}
+	if (bdev_nr_sectors(ic->origin_dev->bdev) < ti->len) {
+		*error = "Origin device is smaller than the target";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int ic_setup_geometry(struct infercache *ic, char **error)
+{
+	u64 cache_sectors = bdev_nr_sectors(ic->cache_dev->bdev);
+	u32 block_sectors = ic->block_size >> SECTOR_SHIFT;
+	int r;
+
+	r = ic_geometry_init(&ic->geo, cache_sectors, block_sectors);
+	if (r) {
+		*error = "Cache device too small";
+		return r;
+	}
+	if (ic->geo.nr_sets > U32_MAX) {
+		*error = "Cache device too large for this block size";
+		return -EINVAL;
+	}
+	ic->block_shift = ilog2(block_sectors);
+	ic->origin_blocks = ic->ti->len >> ic->block_shift;
+	if (ic->origin_blocks > IC_OBLOCK_MASK) {
+		*error = "Origin device too large for this block size";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int ic_alloc_runtime(struct infercache *ic, char **error)
+{
+	unsigned int nr_pages = DIV_ROUND_UP(ic->block_size, PAGE_SIZE);
+	int r;
+
+	r = ic_index_init(&ic->index, ic->geo.nr_sets);
+	if (r) {
+		*error = "Cannot allocate the cache index";
+		return r;
+	}
+
+	ic->stats = alloc_percpu(struct ic_stats);
+	if (!ic->stats) {
+		*error = "Cannot allocate statistics";
+		return -ENOMEM;
+	}
+
+	r = bioset_init(&ic->wt_bs, BIO_POOL_SIZE, 0, 0);
+	if (!r)
+		r = bioset_init(&ic->fill_bs, BIO_POOL_SIZE,
+				offsetof(struct ic_fill, bio),
+				BIOSET_NEED_BVECS);
+	if (!r)
+		r = mempool_init_page_pool(&ic->page_pool,
+					   max_t(unsigned int, IC_MIN_POOL_PAGES,
+						 4 * nr_pages), 0);
+	if (r) {
+		*error = "Cannot allocate I/O pools";
+		return r;
+	}
+
+	ic->wq = alloc_workqueue("dm-" DM_MSG_PREFIX, WQ_MEM_RECLAIM, 0);
+	if (!ic->wq) {
+		*error = "Cannot allocate workqueue";
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * Construct an infercache mapping:
+ *   <cache dev> <origin dev> <#opt args> [<opt arg>...]
+ * Optional arguments, key and value:
+ *   mode writethrough     (the default; writeback is not there yet)
+ *   block_size <bytes>    (4096 default; a power of two, 4 KiB to 64 KiB)
+ */
+static int infercache_ctr(struct dm_target *ti, unsigned int argc,
+			  char **argv)
+{
+	struct dm_arg_set as = { .argc = argc, .argv = argv };
+	struct infercache *ic;
+	int r;
+
+	if (argc < 3) {
+		ti->error = "Invalid argument count";
+		return -EINVAL;
+	}
+
+	ic = kzalloc(sizeof(*ic), GFP_KERNEL);
+	if (!ic) {
+		ti->error = "Cannot allocate infercache context";
+		return -ENOMEM;
+	}
+	ic->ti = ti;
+	ic->mode = IC_MODE_WRITETHROUGH;
+	ic->block_size = IC_DEFAULT_BLOCK_SIZE;
+	atomic_set(&ic->nr_fills, 0);
+	atomic_set(&ic->discards_inflight, 0);
+	atomic64_set(&ic->cached, 0);
+	init_waitqueue_head(&ic->fill_wait);
+	spin_lock_init(&ic->retry_lock);
+	bio_list_init(&ic->retry_bios);
+	INIT_WORK(&ic->retry_work, ic_retry_work);
+
+	r = ic_open_devices(ic, &as, &ti->error);
+	if (!r)
+		r = ic_parse_opts(ic, &as, &ti->error);
+	if (!r)
+		r = ic_setup_geometry(ic, &ti->error);
+	if (!r)
+		r = ic_alloc_runtime(ic, &ti->error);
+	if (!r)
+		r = dm_set_target_max_io_len(ti, ic_block_sectors(ic));
+	if (r) {
+		ic_free(ic);
+		return r;
+	}
+
+	ti->private = ic;
+	ti->per_io_data_size = sizeof(struct ic_bio);
+	ti->num_flush_bios = 2;
+	if (bdev_max_discard_sectors(ic->origin_dev->bdev)) {
+		ic->discard_passdown = true;
+		ti->num_discard_bios = 1;
+		ti->discards_supported = true;
+	}
+	return 0;
+}
+
+static void infercache_dtr(struct dm_target *ti)
+{
+	struct infercache *ic = ti->private;
+
+	ic_wait_for_fills(ic);
+	flush_workqueue(ic->wq);
+	ic_free(ic);
+}
+
+static void infercache_postsuspend(struct dm_target *ti)
+{
+	struct infercache *ic = ti->private;
+
+	/* dm core drained our callers; fills may outlive them. */
+	ic_wait_for_fills(ic);
+	flush_workqueue(ic->wq);
+}
+
+static void ic_sum_stats(struct infercache *ic, u64 *sum)
+{
+	unsigned int i;
+	int cpu;
+
+	memset(sum, 0, IC_NR_STATS * sizeof(*sum));
+	for_each_possible_cpu(cpu) {
+		struct ic_stats *s = per_cpu_ptr(ic->stats, cpu);
+
+		for (i = 0; i < IC_NR_STATS; i++)
+			sum[i] += READ_ONCE(s->count[i]);
+	}
+}
+
+static const char *ic_mode_name(enum ic_mode mode)
+{
+	return mode == IC_MODE_WRITEBACK ? "writeback" : "writethrough";
+}
+
+/*
+ * Status, STATUSTYPE_INFO (fields are only ever appended):
+ *   <block size> <cached>/<total blocks> <reads> <read hits> <read misses>
+ *   <fills> <writes> <write hits> <evictions> <discards> <bypasses>
+ *   <fill aborts> <cache errors> <mode> <ok|degraded>
+ * STATUSTYPE_TABLE: the table line, optional arguments as given.
+ */
+static void infercache_status(struct dm_target *ti, status_type_t type,
+			      unsigned int status_flags, char *result,
+			      unsigned int maxlen)
+{
+	struct infercache *ic = ti->private;
+	u64 st[IC_NR_STATS];
+	unsigned int sz = 0;
+	unsigned int i;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		ic_sum_stats(ic, st);
+		DMEMIT("%u %llu/%llu", ic->block_size,
+		       (unsigned long long)atomic64_read(&ic->cached),
+		       ic->geo.nr_slots);
+		for (i = 0; i < IC_NR_STATS; i++)
+			DMEMIT(" %llu", st[i]);
+		DMEMIT(" %s %s", ic_mode_name(ic->mode),
+		       ic_degraded(ic) ? "degraded" : "ok");
+		break;
+
+	case STATUSTYPE_TABLE:
+		DMEMIT("%s %s %u", ic->cache_dev->name, ic->origin_dev->name,
+		       2 * ic->nr_opts);
+		for (i = 0; i < ic->nr_opts; i++) {
+			if (ic->opts[i] == IC_OPT_MODE)
+				DMEMIT(" mode %s", ic_mode_name(ic->mode));
+			else
+				DMEMIT(" block_size %u", ic->block_size);
+		}
+		break;
+
+	case STATUSTYPE_IMA:
+		DMEMIT_TARGET_NAME_VERSION(ti->type);
+		DMEMIT(",cache_mode=%s,block_size=%u;", ic_mode_name(ic->mode),
+		       ic->block_size);
+		break;
+	}
+}
+
+/*
+ * Messages:
+ *   clear_stats    zero the counters (not the cached block count)
+ */
+static int infercache_message(struct dm_target *ti, unsigned int argc,
+			      char **argv, char *result, unsigned int maxlen)
+{
+	struct infercache *ic = ti->private;
+	int cpu;
+
+	if (argc == 1 && !strcasecmp(argv[0], "clear_stats")) {
+		for_each_possible_cpu(cpu)
+			memset(per_cpu_ptr(ic->stats, cpu), 0,
+			       sizeof(struct ic_stats));
+		return 0;
+	}
+
+	DMERR("Unrecognised message received: %s (%u argument%s)",
+	      argc ? argv[0] : "", argc, argc == 1 ? "" : "s");
+	return -EINVAL;
+}
+
+static int infercache_iterate_devices(struct dm_target *ti,
+				      iterate_devices_callout_fn fn, void *data)
+{
+	struct infercache *ic = ti->private;
+	int r;
+
+	r = fn(ti, ic->cache_dev, 0, ic->geo.cache_sectors, data);
+	if (!r)
+		r = fn(ti, ic->origin_dev, 0, ti->len, data);
+	return r;
+}
+
+static void infercache_io_hints(struct dm_target *ti,
+				struct queue_limits *limits)
+{
+	struct infercache *ic = ti->private;
+	struct queue_limits *origin_limits =
+		&bdev_get_queue(ic->origin_dev->bdev)->limits;
+
+	if (limits->io_opt < ic->block_size ||
+	    limits->io_opt % ic->block_size)
+		blk_limits_io_opt(limits, ic->block_size);
+
+	if (!ic->discard_passdown)
+		return;
+	/* Discards go to the origin only: take its limits, not the stack's. */
+	limits->max_discard_sectors = origin_limits->max_discard_sectors;
+	limits->max_hw_discard_sectors = origin_limits->max_hw_discard_sectors;
+	limits->discard_granularity = origin_limits->discard_granularity;
+	limits->discard_alignment = origin_limits->discard_alignment;
+	limits->discard_misaligned = origin_limits->discard_misaligned;
+}
+
+static struct target_type infercache_target = {
+	.name = "infercache",
+	.version = {0, 1, 0},
+	.module = THIS_MODULE,
+	.ctr = infercache_ctr,
+	.dtr = infercache_dtr,
+	.map = infercache_map,
+	.end_io = infercache_end_io,
+	.postsuspend = infercache_postsuspend,
+	.status = infercache_status,
+	.message = infercache_message,
+	.iterate_devices = infercache_iterate_devices,
+	.io_hints = infercache_io_hints,
+};
+
+static int __init dm_infercache_init(void)
+{
+	int r;
+
+	r = dm_register_target(&infercache_target);
+	if (r)
+		DMERR("register failed %d", r);
+	return r;
+}
+
+static void __exit dm_infercache_exit(void)
+{
+	dm_unregister_target(&infercache_target);
+}
+
+module_init(dm_infercache_init);
+module_exit(dm_infercache_exit);
+
+MODULE_DESCRIPTION(DM_NAME " persistent NVMe cache for inference reads");
+MODULE_AUTHOR("dm-infercache developers");
+MODULE_LICENSE("GPL");

@@ -46,6 +46,7 @@
 #include <linux/workqueue.h>
 #include <linux/highmem.h>
 
+#include <linux/dm-infercache.h>
 #include "geometry.h"
 #include "index.h"
 #include "policy.h"
@@ -74,20 +75,20 @@ enum ic_opt {
 	IC_NR_OPTS,
 };
 
-/* Counters, in status order. */
+/* Counters, in status order (the uapi header's). */
 enum ic_stat {
-	IC_STAT_READS,
-	IC_STAT_READ_HITS,
-	IC_STAT_READ_MISSES,
-	IC_STAT_FILLS,
-	IC_STAT_WRITES,
-	IC_STAT_WRITE_HITS,
-	IC_STAT_EVICTIONS,
-	IC_STAT_DISCARDS,
-	IC_STAT_BYPASSES,
-	IC_STAT_FILL_ABORTS,
-	IC_STAT_CACHE_ERRORS,
-	IC_NR_STATS,
+	IC_STAT_READS = DM_INFERCACHE_READS,
+	IC_STAT_READ_HITS = DM_INFERCACHE_READ_HITS,
+	IC_STAT_READ_MISSES = DM_INFERCACHE_READ_MISSES,
+	IC_STAT_FILLS = DM_INFERCACHE_FILLS,
+	IC_STAT_WRITES = DM_INFERCACHE_WRITES,
+	IC_STAT_WRITE_HITS = DM_INFERCACHE_WRITE_HITS,
+	IC_STAT_EVICTIONS = DM_INFERCACHE_EVICTIONS,
+	IC_STAT_DISCARDS = DM_INFERCACHE_DISCARDS,
+	IC_STAT_BYPASSES = DM_INFERCACHE_BYPASSES,
+	IC_STAT_FILL_ABORTS = DM_INFERCACHE_FILL_ABORTS,
+	IC_STAT_CACHE_ERRORS = DM_INFERCACHE_CACHE_ERRORS,
+	IC_NR_STATS = DM_INFERCACHE_NR_COUNTERS,
 };
 
 struct ic_stats {
@@ -1164,7 +1165,7 @@ static void infercache_io_hints(struct dm_target *ti,
 }
 
 static struct target_type infercache_target = {
-	.name = "infercache",
+	.name = DM_INFERCACHE_TARGET_NAME,
 	.version = {0, 1, 0},
 	.module = THIS_MODULE,
 	.ctr = infercache_ctr,

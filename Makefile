@@ -7,6 +7,7 @@
 #   make check        host unit tests + selftests in a QEMU guest (CI tier)
 #   make check-full   the same with the long counts
 #   make demo         cold/warm inference-read demo in a QEMU guest
+#   make bench        infercache beside the raw devices and the peers (guest)
 #   make unit         host unit tests only (ASan/UBSan)
 #   make deps         install what the above need from Debian's packages
 
@@ -45,4 +46,7 @@ check-full:
 demo:
 	tools/demo.sh
 
-.PHONY: all modules install clean deps unit check check-full demo
+bench:
+	tools/bench/bench.sh
+
+.PHONY: all modules install clean deps unit check check-full demo bench

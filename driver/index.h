@@ -5,11 +5,12 @@
  * Set-associative: an origin block hashes to one set of IC_WAYS ways, and a
  * lookup scans that set's ways only, under that set's lock. No pointers and no
  * lock shared by all I/O. RAM per slot: an 8-byte way word and a 2-byte
- * in-flight count, plus one struct ic_set per IC_WAYS slots (under 11 bytes
- * a slot in all).
+ * in-flight count, plus one struct ic_set per IC_WAYS slots (under 15 bytes
+ * a slot in all, the sketch included).
  *
  * A way word holds the origin block in its low IC_OBLOCK_BITS bits and the
- * flags below. A way is free when neither VALID nor FILLING is set and no
+ * flags below. Each set also carries the policy's frequency sketch of the
+ * blocks that map to it (policy.c). A way is free when neither VALID nor FILLING is set and no
  * I/O that looked it up is in flight (inflight == 0); only a free way may be
  * given to another block. At most one way of a set is VALID or FILLING for a
  * given origin block.
@@ -37,14 +38,21 @@
 #define IC_WAY_REF	BIT_ULL(51)
 /* A write-through write to the slot is in flight. */
 #define IC_WAY_WRITING	BIT_ULL(52)
+/* Pinned: never chosen for eviction. */
+#define IC_WAY_PIN	BIT_ULL(53)
 
 #define IC_WAY_PRESENT	(IC_WAY_VALID | IC_WAY_FILLING)
 #define IC_INFLIGHT_MAX	U16_MAX
 
+/* 4-bit counters of the per-set count-min sketch: 8 a way. */
+#define IC_SKETCH_BYTES	64
+
 struct ic_set {
 	spinlock_t lock;	/* protects this set and its ways */
 	u32 writes_inflight;	/* writes to blocks of this set in flight */
-	u8 hand;		/* CLOCK hand, a way number */
+	u8 hand;		/* where the next victim scan starts */
+	u8 sample;		/* sketch increments since it last aged */
+	u8 sketch[IC_SKETCH_BYTES];
 };
 
 struct ic_index {

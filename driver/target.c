@@ -45,6 +45,7 @@
 #include <linux/percpu.h>
 #include <linux/workqueue.h>
 #include <linux/highmem.h>
+#include <linux/sizes.h>
 
 #include <linux/dm-infercache.h>
 #include "geometry.h"
@@ -54,7 +55,12 @@
 #define DM_MSG_PREFIX "infercache"
 
 #define IC_DEFAULT_BLOCK_SIZE	4096
-#define IC_MAX_OPT_ARGS		4
+#define IC_MAX_OPT_ARGS		(2 * IC_NR_OPTS)
+/* Misses of a stream longer than this are not filled (bcache's default). */
+#define IC_DEFAULT_SEQ_THRESHOLD	SZ_4M
+#define IC_MAX_SEQ_THRESHOLD		SZ_1G
+#define IC_SEQ_THRESHOLD_ERROR \
+	"Invalid sequential_threshold: must be 0 (off) to 1073741824 bytes"
 #define IC_BLOCK_SIZE_ERROR \
 	"Invalid block_size: must be a power of two from 4096 to 65536"
 /* Fills in flight at most; more misses are served without a fill. */
@@ -72,6 +78,7 @@ enum ic_mode {
 enum ic_opt {
 	IC_OPT_MODE,
 	IC_OPT_BLOCK_SIZE,
+	IC_OPT_SEQ_THRESHOLD,
 	IC_NR_OPTS,
 };
 
@@ -88,6 +95,8 @@ enum ic_stat {
 	IC_STAT_BYPASSES = DM_INFERCACHE_BYPASSES,
 	IC_STAT_FILL_ABORTS = DM_INFERCACHE_FILL_ABORTS,
 	IC_STAT_CACHE_ERRORS = DM_INFERCACHE_CACHE_ERRORS,
+	IC_STAT_REJECTS = DM_INFERCACHE_REJECTS,
+	IC_STAT_SEQUENTIAL = DM_INFERCACHE_SEQUENTIAL,
 	IC_NR_STATS = DM_INFERCACHE_NR_COUNTERS,
 };
 
@@ -112,6 +121,9 @@ struct infercache {
 	atomic_t nr_fills;		/* fills allocated and not yet freed */
 	atomic_t discards_inflight;
 	atomic64_t cached;		/* VALID slots */
+	u64 seq_threshold;		/* sectors; 0: no sequential bypass */
+	spinlock_t streams_lock;	/* protects streams */
+	struct ic_streams streams;
 	wait_queue_head_t fill_wait;	/* nr_fills reached 0 */
 
 	spinlock_t retry_lock;		/* protects retry_bios */
@@ -127,6 +139,7 @@ struct infercache {
 	/* The table as given, for STATUSTYPE_TABLE. */
 	enum ic_mode mode;
 	unsigned int block_size;
+	unsigned int seq_threshold_bytes;
 	unsigned int nr_opts;
 	enum ic_opt opts[IC_NR_OPTS];
 };
@@ -411,47 +424,77 @@ static int ic_map_bypass(struct infercache *ic, struct bio *bio)
 }
 
 /*
- * A read missed: try to reserve a way for the block and fill it from the
- * origin read that serves the caller.
+ * Should a miss of @oblock in @set fill the cache? Called with the set lock
+ * held, after ic_policy_miss() counted the miss as @freq. Returns the way
+ * reserved for the fill (marked FILLING) or -1.
  */
-static int ic_map_read_miss(struct infercache *ic, struct bio *bio,
-			    struct ic_bio *pb, u64 set, u64 oblock,
-			    sector_t offset)
+static int ic_fill_reserve(struct infercache *ic, struct bio *bio, u64 set,
+			   u64 oblock, unsigned int freq, sector_t offset)
 {
 	struct ic_set *s = ic_set(ic, set);
-	struct ic_fill *fill;
 	unsigned long flags;
-	bool evicted = false;
-	int way = -1;
+	bool evicted;
+	u64 slot;
+	int way;
 
-	fill = ic_fill_alloc(ic);
-	if (!fill)
-		return ic_map_bypass(ic, bio);
-
-	spin_lock_irqsave(&s->lock, flags);
 	/*
 	 * A write in flight to this set may be older than the data we would
 	 * read: do not fill until it is done. Same for any discard.
 	 */
-	if (!s->writes_inflight && !atomic_read(&ic->discards_inflight) &&
-	    ic_index_find(&ic->index, set, oblock) < 0 &&
-	    ic_policy_admit(&ic->index, set, oblock))
-		way = ic_policy_victim(&ic->index, set);
-	if (way >= 0) {
-		u64 slot = ic_index_slot(set, way);
+	if (s->writes_inflight || atomic_read(&ic->discards_inflight) ||
+	    atomic_read(&ic->nr_fills) >= IC_MAX_FILLS)
+		return -1;
 
-		evicted = ic->index.ways[slot] & IC_WAY_VALID;
-		ic->index.ways[slot] = oblock | IC_WAY_FILLING;
-	}
-	spin_unlock_irqrestore(&s->lock, flags);
+	if (READ_ONCE(ic->seq_threshold)) {
+		u64 run;
 
-	if (way < 0) {
-		ic_fill_free(fill);
-		return ic_map_bypass(ic, bio);
+		spin_lock_irqsave(&ic->streams_lock, flags);
+		run = ic_stream_note(&ic->streams, offset, bio_sectors(bio));
+		spin_unlock_irqrestore(&ic->streams_lock, flags);
+		if (run > READ_ONCE(ic->seq_threshold)) {
+			ic_stat_inc(ic, IC_STAT_SEQUENTIAL);
+			return -1;
+		}
 	}
+
+	way = ic_policy_victim(&ic->index, set, freq, false);
+	if (way == IC_VICTIM_REJECT)
+		ic_stat_inc(ic, IC_STAT_REJECTS);
+	if (way < 0)
+		return -1;
+
+	slot = ic_index_slot(set, way);
+	evicted = ic->index.ways[slot] & IC_WAY_VALID;
+	ic->index.ways[slot] = oblock | IC_WAY_FILLING;
 	if (evicted) {
 		atomic64_dec(&ic->cached);
 		ic_stat_inc(ic, IC_STAT_EVICTIONS);
+	}
+	return way;
+}
+
+/* Give up a reserved way whose fill could not start. */
+static void ic_fill_unreserve(struct infercache *ic, u64 set,
+			      unsigned int way)
+{
+	struct ic_set *s = ic_set(ic, set);
+	unsigned long flags;
+
+	spin_lock_irqsave(&s->lock, flags);
+	ic->index.ways[ic_index_slot(set, way)] = 0;
+	spin_unlock_irqrestore(&s->lock, flags);
+}
+
+/* Start the fill of a reserved way from the origin read for @bio. */
+static int ic_fill_start(struct infercache *ic, struct bio *bio,
+			 struct ic_bio *pb, u64 set, unsigned int way,
+			 u64 oblock, sector_t offset)
+{
+	struct ic_fill *fill = ic_fill_alloc(ic);
+
+	if (!fill) {
+		ic_fill_unreserve(ic, set, way);
+		return ic_map_bypass(ic, bio);
 	}
 
 	pb->kind = IC_BIO_FILLED;
@@ -507,14 +550,19 @@ static int ic_map_read(struct infercache *ic, struct bio *bio,
 			ic_remap_cache(ic, bio, set, way, offset);
 			return DM_MAPIO_REMAPPED;
 		}
+		/* Being filled, or too busy to count: no second fill. */
+		way = -1;
+	} else {
+		unsigned int freq = ic_policy_miss(&ic->index, set, oblock);
+
+		way = ic_fill_reserve(ic, bio, set, oblock, freq, offset);
 	}
 	spin_unlock_irqrestore(&s->lock, flags);
 
 	ic_stat_inc(ic, IC_STAT_READ_MISSES);
-	if (way >= 0)	/* being filled, or too busy to count */
+	if (way < 0)
 		return ic_map_bypass(ic, bio);
-
-	return ic_map_read_miss(ic, bio, pb, set, oblock, offset);
+	return ic_fill_start(ic, bio, pb, set, way, oblock, offset);
 }
 
 /* The write-through copy on the cache device is done. */
@@ -789,6 +837,22 @@ static int infercache_end_io(struct dm_target *ti, struct bio *bio,
 
 /* ---- Table, status and messages ---- */
 
+static int ic_parse_seq_threshold(const char *val, unsigned int *bytes)
+{
+	unsigned int v;
+
+	if (kstrtouint(val, 10, &v) || v > IC_MAX_SEQ_THRESHOLD)
+		return -EINVAL;
+	*bytes = v;
+	return 0;
+}
+
+static void ic_set_seq_threshold(struct infercache *ic, unsigned int bytes)
+{
+	ic->seq_threshold_bytes = bytes;
+	WRITE_ONCE(ic->seq_threshold, bytes >> SECTOR_SHIFT);
+}
+
 static int ic_parse_opts(struct infercache *ic, struct dm_arg_set *as,
 			 char **error)
 {
@@ -815,6 +879,8 @@ static int ic_parse_opts(struct infercache *ic, struct dm_arg_set *as,
 			opt = IC_OPT_MODE;
 		} else if (!strcasecmp(key, "block_size")) {
 			opt = IC_OPT_BLOCK_SIZE;
+		} else if (!strcasecmp(key, "sequential_threshold")) {
+			opt = IC_OPT_SEQ_THRESHOLD;
 		} else {
 			*error = "Unknown optional argument";
 			return -EINVAL;
@@ -848,6 +914,12 @@ static int ic_parse_opts(struct infercache *ic, struct dm_arg_set *as,
 			    ic->block_size > IC_MAX_BLOCK_SECTORS << SECTOR_SHIFT ||
 			    !is_power_of_2(ic->block_size)) {
 				*error = IC_BLOCK_SIZE_ERROR;
+				return -EINVAL;
+			}
+			break;
+		case IC_OPT_SEQ_THRESHOLD:
+			if (ic_parse_seq_threshold(val, &ic->seq_threshold_bytes)) {
+				*error = IC_SEQ_THRESHOLD_ERROR;
 				return -EINVAL;
 			}
 			break;
@@ -971,6 +1043,9 @@ static int ic_alloc_runtime(struct infercache *ic, char **error)
  * Optional arguments, key and value:
  *   mode writethrough     (the default; writeback is not there yet)
  *   block_size <bytes>    (4096 default; a power of two, 4 KiB to 64 KiB)
+ *   sequential_threshold <bytes>
+ *                         (4 MiB default; 0 is off) misses of a sequential
+ *                         stream past this many bytes are not filled
  */
 static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 			  char **argv)
@@ -992,6 +1067,8 @@ static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 	ic->ti = ti;
 	ic->mode = IC_MODE_WRITETHROUGH;
 	ic->block_size = IC_DEFAULT_BLOCK_SIZE;
+	ic->seq_threshold_bytes = IC_DEFAULT_SEQ_THRESHOLD;
+	spin_lock_init(&ic->streams_lock);
 	atomic_set(&ic->nr_fills, 0);
 	atomic_set(&ic->discards_inflight, 0);
 	atomic64_set(&ic->cached, 0);
@@ -1003,6 +1080,8 @@ static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 	r = ic_open_devices(ic, &as, &ti->error);
 	if (!r)
 		r = ic_parse_opts(ic, &as, &ti->error);
+	if (!r)
+		ic_set_seq_threshold(ic, ic->seq_threshold_bytes);
 	if (!r)
 		r = ic_setup_geometry(ic, &ti->error);
 	if (!r)
@@ -1066,7 +1145,8 @@ static const char *ic_mode_name(enum ic_mode mode)
  * Status, STATUSTYPE_INFO (fields are only ever appended):
  *   <block size> <cached>/<total blocks> <reads> <read hits> <read misses>
  *   <fills> <writes> <write hits> <evictions> <discards> <bypasses>
- *   <fill aborts> <cache errors> <mode> <ok|degraded>
+ *   <fill aborts> <cache errors> <mode> <ok|degraded> <rejects>
+ *   <sequential>
  * STATUSTYPE_TABLE: the table line, optional arguments as given.
  */
 static void infercache_status(struct dm_target *ti, status_type_t type,
@@ -1084,20 +1164,32 @@ static void infercache_status(struct dm_target *ti, status_type_t type,
 		DMEMIT("%u %llu/%llu", ic->block_size,
 		       (unsigned long long)atomic64_read(&ic->cached),
 		       ic->geo.nr_slots);
-		for (i = 0; i < IC_NR_STATS; i++)
+		for (i = 0; i < DM_INFERCACHE_NR_COUNTERS_V0; i++)
 			DMEMIT(" %llu", st[i]);
 		DMEMIT(" %s %s", ic_mode_name(ic->mode),
 		       ic_degraded(ic) ? "degraded" : "ok");
+		for (; i < IC_NR_STATS; i++)
+			DMEMIT(" %llu", st[i]);
 		break;
 
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %u", ic->cache_dev->name, ic->origin_dev->name,
 		       2 * ic->nr_opts);
 		for (i = 0; i < ic->nr_opts; i++) {
-			if (ic->opts[i] == IC_OPT_MODE)
+			switch (ic->opts[i]) {
+			case IC_OPT_MODE:
 				DMEMIT(" mode %s", ic_mode_name(ic->mode));
-			else
+				break;
+			case IC_OPT_BLOCK_SIZE:
 				DMEMIT(" block_size %u", ic->block_size);
+				break;
+			case IC_OPT_SEQ_THRESHOLD:
+				DMEMIT(" sequential_threshold %u",
+				       ic->seq_threshold_bytes);
+				break;
+			case IC_NR_OPTS:
+				break;
+			}
 		}
 		break;
 
@@ -1111,7 +1203,9 @@ static void infercache_status(struct dm_target *ti, status_type_t type,
 
 /*
  * Messages:
- *   clear_stats    zero the counters (not the cached block count)
+ *   clear_stats                    zero the counters (not the cached count)
+ *   sequential_threshold <bytes>   retune the sequential bypass (0: off);
+ *                                  the table keeps what it was created with
  */
 static int infercache_message(struct dm_target *ti, unsigned int argc,
 			      char **argv, char *result, unsigned int maxlen)
@@ -1123,6 +1217,16 @@ static int infercache_message(struct dm_target *ti, unsigned int argc,
 		for_each_possible_cpu(cpu)
 			memset(per_cpu_ptr(ic->stats, cpu), 0,
 			       sizeof(struct ic_stats));
+		return 0;
+	}
+	if (argc == 2 && !strcasecmp(argv[0], "sequential_threshold")) {
+		unsigned int bytes;
+
+		if (ic_parse_seq_threshold(argv[1], &bytes)) {
+			DMERR("%s", IC_SEQ_THRESHOLD_ERROR);
+			return -EINVAL;
+		}
+		ic_set_seq_threshold(ic, bytes);
 		return 0;
 	}
 

@@ -4,6 +4,8 @@
  * the target drives it: hits, fills, evictions, invalidations and in-flight
  * I/O, checked against the invariants the target relies on.
  */
+#include <math.h>
+
 #include "kselftest_harness.h"
 #include "policy.h"
 
@@ -24,54 +26,131 @@ TEST(free_ways_first)
 
 	ASSERT_EQ(0, ic_index_init(&idx, 1));
 	for (way = 0; way < IC_WAYS; way++) {
-		int v = ic_policy_victim(&idx, 0);
+		int v = ic_policy_victim(&idx, 0, 1, false);
 
 		ASSERT_EQ((int)way, v);
-		idx.ways[v] = (100 + way) | IC_WAY_VALID | IC_WAY_REF;
+		idx.ways[v] = (100 + way) | IC_WAY_VALID;
 	}
 	ic_index_exit(&idx);
 }
 
-TEST(clock_second_chance)
+static void touch(struct ic_index *idx, u64 set, u64 oblock, unsigned int n)
 {
+	while (n--)
+		ic_policy_miss(idx, set, oblock);
+}
+
+TEST(sketch_counts_ages_and_saturates)
+{
+	struct ic_index idx;
+	unsigned int i;
+
+	ASSERT_EQ(0, ic_index_init(&idx, 1));
+	EXPECT_EQ(0, ic_policy_estimate(&idx, 0, 42));
+	EXPECT_EQ(1, ic_policy_miss(&idx, 0, 42));
+	EXPECT_EQ(2, ic_policy_miss(&idx, 0, 42));
+	touch(&idx, 0, 42, 5);
+	EXPECT_EQ(7, ic_policy_estimate(&idx, 0, 42));
+	/* Conservative update: one hot block barely moves another. */
+	EXPECT_LE(ic_policy_estimate(&idx, 0, 43), 1);
+	touch(&idx, 0, 42, 20);
+	EXPECT_EQ(IC_FREQ_MAX, ic_policy_estimate(&idx, 0, 42));
+
+	/* Aging: after a sample of other traffic the count has halved. */
+	for (i = 0; i < IC_SKETCH_SAMPLE; i++)
+		ic_policy_miss(&idx, 0, 1000 + i);
+	EXPECT_LE(ic_policy_estimate(&idx, 0, 42), IC_FREQ_MAX / 2);
+	EXPECT_GE(ic_policy_estimate(&idx, 0, 42), IC_FREQ_MAX / 4);
+	ic_index_exit(&idx);
+}
+
+/* Fill a one-set index with blocks 0..15, block b seen @freq[b] times. */
+static void fill_set(struct ic_index *idx, const unsigned int *freq)
+{
+	unsigned int way;
+
+	for (way = 0; way < IC_WAYS; way++) {
+		idx->ways[way] = way | IC_WAY_VALID;
+		touch(idx, 0, way, freq[way]);
+	}
+}
+
+TEST(admission_needs_more_frequency_than_the_victim)
+{
+	unsigned int freq[IC_WAYS] = { 5, 5, 5, 5, 5, 5, 5, 2,
+				       5, 5, 5, 5, 5, 5, 5, 5 };
+	struct ic_index idx;
+
+	ASSERT_EQ(0, ic_index_init(&idx, 1));
+	fill_set(&idx, freq);
+	/* A block seen once does not displace one seen twice... */
+	EXPECT_EQ(IC_VICTIM_REJECT, ic_policy_victim(&idx, 0, 1, false));
+	EXPECT_EQ(IC_VICTIM_REJECT, ic_policy_victim(&idx, 0, 2, false));
+	/* ...one seen three times does, and the least frequent way goes. */
+	EXPECT_EQ(7, ic_policy_victim(&idx, 0, 3, false));
+	/* Prewarm forces its way in. */
+	EXPECT_EQ(7, ic_policy_victim(&idx, 0, 1, true));
+	ic_index_exit(&idx);
+}
+
+TEST(busy_and_pinned_ways_are_never_victims)
+{
+	unsigned int freq[IC_WAYS] = { 0 };
+	struct ic_index idx;
+	unsigned int way;
+
+	ASSERT_EQ(0, ic_index_init(&idx, 1));
+	fill_set(&idx, freq);
+	for (way = 0; way < IC_WAYS; way++) {
+		if (way % 3 == 0)
+			idx.ways[way] = way | IC_WAY_FILLING;
+		else if (way % 3 == 1)
+			idx.inflight[way] = 1;
+		else
+			idx.ways[way] |= IC_WAY_PIN;
+	}
+	EXPECT_EQ(IC_VICTIM_BUSY, ic_policy_victim(&idx, 0, IC_FREQ_MAX, true));
+	idx.inflight[4] = 0;
+	EXPECT_EQ(4, ic_policy_victim(&idx, 0, IC_FREQ_MAX, false));
+	ic_index_exit(&idx);
+}
+
+TEST(referenced_ways_go_last_among_equals)
+{
+	unsigned int freq[IC_WAYS] = { 0 };
 	struct ic_index idx;
 	unsigned int way;
 	int v;
 
 	ASSERT_EQ(0, ic_index_init(&idx, 1));
-	for (way = 0; way < IC_WAYS; way++)
-		idx.ways[way] = way | IC_WAY_VALID | IC_WAY_REF;
-	/* Way 7 was not referenced: it goes first. */
-	idx.ways[7] &= ~IC_WAY_REF;
-	EXPECT_EQ(7, ic_policy_victim(&idx, 0));
-	/* All referenced: the hand clears bits, then takes the next one. */
+	fill_set(&idx, freq);
 	for (way = 0; way < IC_WAYS; way++)
 		idx.ways[way] |= IC_WAY_REF;
-	v = ic_policy_victim(&idx, 0);
-	EXPECT_GE(v, 0);
-	/* A hit protects a block for one more turn. */
-	ic_policy_hit(&idx, 0, (v + 1) % IC_WAYS);
-	EXPECT_NE((v + 1) % IC_WAYS, ic_policy_victim(&idx, 0));
+	idx.ways[9] &= ~IC_WAY_REF;
+	/* Nothing was counted, so only recency tells the ways apart. */
+	v = ic_policy_victim(&idx, 0, 1, false);
+	EXPECT_EQ(9, v);
 	ic_index_exit(&idx);
 }
 
-TEST(busy_ways_are_never_victims)
+TEST(streams_are_tracked_one_by_one)
 {
-	struct ic_index idx;
-	unsigned int way;
+	struct ic_streams st = { 0 };
+	u64 i, run = 0;
+	unsigned int k;
 
-	ASSERT_EQ(0, ic_index_init(&idx, 1));
-	for (way = 0; way < IC_WAYS; way++) {
-		idx.ways[way] = way | IC_WAY_VALID;
-		if (way % 2)
-			idx.ways[way] = way | IC_WAY_FILLING;
-		else
-			idx.inflight[way] = 1;
-	}
-	EXPECT_EQ(-1, ic_policy_victim(&idx, 0));
-	idx.inflight[4] = 0;
-	EXPECT_EQ(4, ic_policy_victim(&idx, 0));
-	ic_index_exit(&idx);
+	/* Eight interleaved sequential streams, 4 KiB reads. */
+	for (i = 0; i < 100; i++)
+		for (k = 0; k < 8; k++)
+			run = ic_stream_note(&st, k * 1000000 + i * 8, 8);
+	EXPECT_EQ(800, run);
+
+	/* Random reads never build a run. */
+	for (i = 0; i < 1000; i++)
+		EXPECT_EQ(8, ic_stream_note(&st, (rnd() % (1ULL << 40)) * 8 + 4, 8));
+
+	/* A stream evicted by other traffic starts again. */
+	EXPECT_EQ(8, ic_stream_note(&st, 7 * 1000000 + 100 * 8, 8));
 }
 
 /* The target's steps, single-threaded, with pending fills and hits. */
@@ -123,9 +202,10 @@ static int model_read(struct model *m, u64 oblock, u64 *slot_out)
 		return 1;
 	}
 	m->misses++;
-	if (way >= 0 || !ic_policy_admit(&m->idx, set, oblock))
+	if (way >= 0)
 		return 0;
-	way = ic_policy_victim(&m->idx, set);
+	way = ic_policy_victim(&m->idx, set,
+			       ic_policy_miss(&m->idx, set, oblock), false);
 	if (way < 0)
 		return 0;
 	*slot_out = ic_index_slot(set, way);
@@ -223,6 +303,180 @@ TEST(working_set_that_fits_stays_cached)
 	EXPECT_GE(m.hits * 1000, (m.hits + m.misses) * 990);
 	model_check(_metadata, &m);
 	ic_index_exit(&m.idx);
+}
+
+
+/* ---- Trace-driven hit ratios: this policy against plain CLOCK ---- */
+
+/* The first policy: admit every miss, CLOCK within the set. */
+static int clock_victim(struct ic_index *idx, u64 set)
+{
+	u64 base = ic_index_slot(set, 0);
+	unsigned int i, way;
+
+	for (way = 0; way < IC_WAYS; way++)
+		if (ic_way_is_free(idx, base + way))
+			return way;
+	for (i = 0; i < 2 * IC_WAYS; i++) {
+		way = idx->sets[set].hand;
+		idx->sets[set].hand = (way + 1) % IC_WAYS;
+		if (!(idx->ways[base + way] & IC_WAY_REF))
+			return way;
+		idx->ways[base + way] &= ~IC_WAY_REF;
+	}
+	return 0;
+}
+
+/* One access; returns 1 on a hit. Fills complete at once. */
+static int access_block(struct ic_index *idx, u64 oblock, bool tinylfu)
+{
+	u64 set = ic_index_set(idx, oblock);
+	int way = ic_index_find(idx, set, oblock);
+
+	if (way >= 0) {
+		if (tinylfu)
+			ic_policy_hit(idx, set, way);
+		else
+			idx->ways[ic_index_slot(set, way)] |= IC_WAY_REF;
+		return 1;
+	}
+	if (tinylfu)
+		way = ic_policy_victim(idx, set, ic_policy_miss(idx, set, oblock),
+				       false);
+	else
+		way = clock_victim(idx, set);
+	if (way >= 0)
+		idx->ways[ic_index_slot(set, way)] = oblock | IC_WAY_VALID;
+	return 0;
+}
+
+struct zipf {
+	double *cdf;
+	u64 n;
+};
+
+static void zipf_init(struct zipf *z, u64 n, double s)
+{
+	double sum = 0;
+	u64 i;
+
+	z->n = n;
+	z->cdf = malloc(n * sizeof(*z->cdf));
+	for (i = 0; i < n; i++)
+		z->cdf[i] = (sum += 1.0 / pow(i + 1, s));
+	for (i = 0; i < n; i++)
+		z->cdf[i] /= sum;
+}
+
+/* A block of rank drawn from the distribution, ranks scattered (n: 2^k). */
+static u64 zipf_next(struct zipf *z)
+{
+	double u = (double)(rnd() >> 11) / (double)(1ULL << 53);
+	u64 lo = 0, hi = z->n - 1;
+
+	while (lo < hi) {
+		u64 mid = (lo + hi) / 2;
+
+		if (z->cdf[mid] < u)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (lo * 0x9E3779B97F4A7C15ULL) & (z->n - 1);
+}
+
+static double zipf_hit_ratio(u64 nr_sets, u64 origin_blocks, bool tinylfu)
+{
+	struct ic_index idx;
+	struct zipf z;
+	u64 i, hits = 0, n = 400000;
+
+	if (ic_index_init(&idx, nr_sets))
+		return -1;
+	zipf_init(&z, origin_blocks, 1.1);
+	rng_state = 2024;
+	for (i = 0; i < n; i++)
+		access_block(&idx, zipf_next(&z), tinylfu);	/* warm */
+	for (i = 0; i < n; i++)
+		hits += access_block(&idx, zipf_next(&z), tinylfu);
+	free(z.cdf);
+	ic_index_exit(&idx);
+	return (double)hits / n;
+}
+
+TEST(zipf_beats_clock)
+{
+	/* 4096 slots, an origin four times the cache, Zipf(1.1). */
+	double lfu = zipf_hit_ratio(256, 16384, true);
+	double clk = zipf_hit_ratio(256, 16384, false);
+
+	TH_LOG("Zipf(1.1), origin 4x cache: TinyLFU %.4f, CLOCK %.4f", lfu, clk);
+	EXPECT_GT(lfu, clk + 0.01);
+
+	/* An origin 64 times the cache: the sketch is shared more. */
+	lfu = zipf_hit_ratio(256, 262144, true);
+	clk = zipf_hit_ratio(256, 262144, false);
+	TH_LOG("Zipf(1.1), origin 64x cache: TinyLFU %.4f, CLOCK %.4f", lfu, clk);
+	EXPECT_GT(lfu, clk);
+}
+
+static double pass_hit_ratio(struct ic_index *idx, u64 first, u64 nr,
+			     bool tinylfu)
+{
+	u64 b, hits = 0;
+
+	for (b = 0; b < nr; b++)
+		hits += access_block(idx, first + (b * 7919) % nr, tinylfu);
+	return (double)hits / nr;
+}
+
+TEST(scan_leaves_the_hot_set_in_place)
+{
+	const u64 nr_sets = 256, slots = nr_sets * IC_WAYS;
+	const u64 hot = slots / 2;
+	double before, after, clock_after;
+	struct ic_index idx;
+	u64 b;
+
+	/* The hot set, read three times; then a scan of twice the cache. */
+	ASSERT_EQ(0, ic_index_init(&idx, nr_sets));
+	pass_hit_ratio(&idx, 0, hot, true);
+	pass_hit_ratio(&idx, 0, hot, true);
+	before = pass_hit_ratio(&idx, 0, hot, true);
+	for (b = 0; b < 2 * slots; b++)
+		access_block(&idx, 1000000 + b, true);
+	after = pass_hit_ratio(&idx, 0, hot, true);
+	ic_index_exit(&idx);
+
+	ASSERT_EQ(0, ic_index_init(&idx, nr_sets));
+	pass_hit_ratio(&idx, 0, hot, false);
+	pass_hit_ratio(&idx, 0, hot, false);
+	pass_hit_ratio(&idx, 0, hot, false);
+	for (b = 0; b < 2 * slots; b++)
+		access_block(&idx, 1000000 + b, false);
+	clock_after = pass_hit_ratio(&idx, 0, hot, false);
+	ic_index_exit(&idx);
+
+	TH_LOG("hot set hit ratio: before scan %.4f, after %.4f (CLOCK after %.4f)",
+	       before, after, clock_after);
+	EXPECT_GE(before, 0.99);
+	EXPECT_GE(after, 0.90);
+}
+
+TEST(warm_up_second_pass)
+{
+	const u64 nr_sets = 256, slots = nr_sets * IC_WAYS;
+	struct ic_index idx;
+	double first, second;
+
+	/* A hot set of three quarters of the cache: sets rarely overflow. */
+	ASSERT_EQ(0, ic_index_init(&idx, nr_sets));
+	first = pass_hit_ratio(&idx, 0, slots * 3 / 4, true);
+	second = pass_hit_ratio(&idx, 0, slots * 3 / 4, true);
+	TH_LOG("warm-up, hot set 75%% of the cache: pass 1 %.4f, pass 2 %.4f",
+	       first, second);
+	EXPECT_GE(second, 0.95);
+	ic_index_exit(&idx);
 }
 
 TEST_HARNESS_MAIN

@@ -7,9 +7,11 @@
  * "<start> <len> infercache" it reads
  *
  *   <block size> <cached>/<total> <counter>... <mode> <ok|degraded>
+ *   <counter>...
  *
  * with one decimal <counter> for each entry of enum dm_infercache_counter,
- * in that order.
+ * in that order: the first DM_INFERCACHE_NR_COUNTERS_V0 before the mode,
+ * the rest (added later, so appended) after the state.
  */
 #ifndef _UAPI_LINUX_DM_INFERCACHE_H
 #define _UAPI_LINUX_DM_INFERCACHE_H
@@ -28,6 +30,10 @@ enum dm_infercache_counter {
 	DM_INFERCACHE_BYPASSES,		/* misses served without a fill */
 	DM_INFERCACHE_FILL_ABORTS,	/* fills dropped: raced a write, or failed */
 	DM_INFERCACHE_CACHE_ERRORS,	/* I/O errors on the cache device */
+	DM_INFERCACHE_NR_COUNTERS_V0,
+	DM_INFERCACHE_REJECTS = DM_INFERCACHE_NR_COUNTERS_V0,
+					/* misses admission did not fill */
+	DM_INFERCACHE_SEQUENTIAL,	/* misses of sequential streams */
 	DM_INFERCACHE_NR_COUNTERS,
 };
 

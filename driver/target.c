@@ -46,6 +46,7 @@
 #include <linux/workqueue.h>
 #include <linux/highmem.h>
 #include <linux/sizes.h>
+#include <linux/wait_bit.h>
 
 #include <linux/dm-infercache.h>
 #include "geometry.h"
@@ -124,7 +125,6 @@ struct infercache {
 	u64 seq_threshold;		/* sectors; 0: no sequential bypass */
 	spinlock_t streams_lock;	/* protects streams */
 	struct ic_streams streams;
-	wait_queue_head_t fill_wait;	/* nr_fills reached 0 */
 
 	spinlock_t retry_lock;		/* protects retry_bios */
 	struct bio_list retry_bios;	/* failed hits, to reissue to origin */
@@ -233,26 +233,23 @@ static void ic_invalidate_slot(struct infercache *ic, u64 slot)
 static void ic_fill_free(struct ic_fill *fill)
 {
 	struct infercache *ic = fill->ic;
-	unsigned long flags;
 	unsigned int i;
 
 	for (i = 0; i < fill->nr_pages; i++)
 		mempool_free(fill->pages[i], &ic->page_pool);
 	bio_put(&fill->bio);
 
-	/* Under the wait lock so that a waiter that saw 0 may free @ic. */
-	spin_lock_irqsave(&ic->fill_wait.lock, flags);
+	/*
+	 * Nothing below may touch @ic: a waiter that sees 0 may free it.
+	 * wake_up_var() only uses the address as a key.
+	 */
 	if (atomic_dec_and_test(&ic->nr_fills))
-		wake_up_locked(&ic->fill_wait);
-	spin_unlock_irqrestore(&ic->fill_wait.lock, flags);
+		wake_up_var(&ic->nr_fills);
 }
 
 static void ic_wait_for_fills(struct infercache *ic)
 {
-	spin_lock_irq(&ic->fill_wait.lock);
-	wait_event_lock_irq(ic->fill_wait, !atomic_read(&ic->nr_fills),
-			    ic->fill_wait.lock);
-	spin_unlock_irq(&ic->fill_wait.lock);
+	wait_var_event(&ic->nr_fills, !atomic_read(&ic->nr_fills));
 }
 
 /*
@@ -292,7 +289,8 @@ static struct ic_fill *ic_fill_alloc(struct infercache *ic)
 	return fill;
 
 out_dec:
-	atomic_dec(&ic->nr_fills);
+	if (atomic_dec_and_test(&ic->nr_fills))
+		wake_up_var(&ic->nr_fills);
 	return NULL;
 }
 
@@ -1072,7 +1070,6 @@ static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 	atomic_set(&ic->nr_fills, 0);
 	atomic_set(&ic->discards_inflight, 0);
 	atomic64_set(&ic->cached, 0);
-	init_waitqueue_head(&ic->fill_wait);
 	spin_lock_init(&ic->retry_lock);
 	bio_list_init(&ic->retry_bios);
 	INIT_WORK(&ic->retry_work, ic_retry_work);

@@ -90,6 +90,7 @@ ic_init() {
 ic__cleanup() { # remove what the test made; status 1 if something stayed
 	local rc=0 i d p
 	for p in "${IC_PIDS[@]}"; do
+		pkill -P "$p" 2>/dev/null	# e.g. the fio of a background function
 		kill "$p" 2>/dev/null
 	done
 	for p in "${IC_PIDS[@]}"; do

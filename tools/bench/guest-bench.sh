@@ -85,7 +85,7 @@ getsz() { blockdev --getsz "$1"; }
 # ------------------------------------------------------------------ devices
 modprobe dm-mod
 [[ -d /sys/module/dm_infercache ]] || insmod "$IC_KO" || die "cannot insmod $IC_KO"
-modprobe dm-cache && modprobe dm-cache-smq || die "no dm-cache"
+{ modprobe dm-cache && modprobe dm-cache-smq; } || die "no dm-cache"
 modprobe bcache || die "no bcache"
 modprobe null_blk nr_devices=0 || die "no null_blk"
 mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config

@@ -552,15 +552,38 @@ class Report:
                 if orc:
                     txt += (f" (a perfect frequency oracle with infercache's {orc[0]} slots would hit "
                             f"{orc[1] * 100:.1f}%)")
-                ex = " | ".join(r.get("extra", "") for r in sel(self.recs, wl="d", sys="ic", lat_us=lat))
+                txt += self.why_d(lat) if worse else ""
                 if worse:
                     txt += ("; below or level by " + ", ".join(f"{(d[q]['hit_ratio']['median'] - ic) * 100:.2f} points ({SYS_NAMES[q]})" for q in worse)
-                            + f". infercache counters (since create) after the warm-up and each window: {ex}. Misses it "
-                            "bypasses (not admitted) or blocks it evicts that the stream soon reads again "
-                            "are the gap; dm-cache and bcache numbers use the same request stream.")
+                            + ". All three replayed the same request stream.")
                 self.goal(f"d: Zipf hit ratio above dm-cache and bcache (origin {lat / 1000:g} ms)", not worse, txt)
             self.p99_goal("d", lat, [("measured", lambda s: d.get(s, {}).get("p99_us"))], "window")
         self.plot_d()
+
+    def why_d(self, lat):
+        """The infercache counters over the measured windows, as a sentence."""
+        import re
+
+        def kv(extra):
+            return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", extra)}
+        rr = sel(self.recs, wl="d", sys="ic", lat_us=lat)
+        warm = [r for r in rr if r.get("phase") == "warmup"]
+        wins = [r for r in rr if r.get("phase") == "measure"]
+        if not warm or not wins:
+            return ""
+        last = max(wins, key=lambda r: r.get("t", 0))
+        a, b = kv(warm[0].get("extra", "")), kv(last.get("extra", ""))
+        m = re.search(r"cached=(\d+)/(\d+)", last.get("extra", ""))
+        reads = sum(r["reads"] for r in wins)
+        miss = reads - sum(r["hits"] for r in wins)
+        d = {k: b.get(k, 0) - a.get(k, 0) for k in ("fills", "rejects", "sequential", "evictions")}
+        out = (f". Over the measured windows infercache missed {miss:,} of {reads:,} reads: it filled "
+               f"{d['fills']:,} (evicting {d['evictions']:,}) and its admission filter rejected "
+               f"{d['rejects']:,}")
+        if m:
+            out += (f" while {int(m.group(2)) - int(m.group(1)):,} of its {int(m.group(2)):,} slots were "
+                    "still free (a set can be full while the cache is not), so rejected blocks miss again")
+        return out
 
     def zipf_oracle(self):
         """(slots, hit ratio) of an oracle caching the top-`slots` Zipf(1.1) blocks of the origin."""

@@ -31,7 +31,7 @@ on_exit() {
 	trap - EXIT
 	echo "guest-init: error: stage 2 failed (status $rc, line $errline)" >/dev/console
 	if [[ "${mounted:-}" == *" $IC_OUT "* ]]; then
-		echo "stage 2 failed with status $rc" >"$IC_OUT/guest-error" || true
+		echo "stage 2 (tools/vm/guest-init.sh) failed with status $rc at line $errline" >"$IC_OUT/guest-error" || true
 		dmesg >"$IC_OUT/dmesg.txt" 2>/dev/null || true
 	fi
 	poweroff_now
@@ -91,8 +91,9 @@ mnt 9p out "$IC_OUT" "trans=virtio,version=9p2000.L,msize=$msize,cache=none"
 outdev=/dev/ttyS1
 [[ -c $outdev ]] || outdev=/dev/console
 
-# The job: IC_CMD=(...), IC_FULL, IC_GUEST_DEADLINE (seconds of uptime after
-# which the command is stopped; 0: none), IC_NVME_COUNT, IC_VIRTIO_COUNT.
+# The job: IC_CMD=(...), IC_FULL, IC_GUEST_DEADLINE (wall-clock time, in
+# seconds since the epoch, at which the command is stopped; 0: none),
+# IC_NVME_COUNT, IC_VIRTIO_COUNT.
 IC_CMD=() IC_FULL=0 IC_GUEST_DEADLINE=0 IC_NVME_COUNT=0 IC_VIRTIO_COUNT=0
 # shellcheck source=/dev/null
 . "$IC_OUT/job.sh"
@@ -145,19 +146,32 @@ export DM_DISABLE_UDEV=1
 cd "$IC_SRC"
 
 echo "guest-init: running: ${IC_CMD[*]}" >/dev/kmsg
+: >"$IC_OUT/started"
 rc=0
 set +e
 if ((IC_GUEST_DEADLINE > 0)); then
-	read -r up _ </proc/uptime
-	limit=$((IC_GUEST_DEADLINE - ${up%%.*}))
+	limit=$((IC_GUEST_DEADLINE - EPOCHSECONDS))
 	((limit > 0)) || limit=1
-	timeout -k 5 "$limit" "${IC_CMD[@]}" </dev/null >"$outdev" 2>&1
-	rc=$?
-	if ((rc == 124 || rc == 137)); then
+	timeout -k 5 "$limit" "${IC_CMD[@]}" </dev/null >"$outdev" 2>&1 &
+	pid=$!
+	# timeout(1) itself waits forever for a task stuck in D state: give up
+	# on it 10 s after the deadline.
+	while kill -0 "$pid" 2>/dev/null && ((EPOCHSECONDS < IC_GUEST_DEADLINE + 10)); do
+		sleep 1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		rc=124
+	else
+		wait "$pid"
+		rc=$?
+	fi
+	if ((rc == 124 || rc == 137)) && ((EPOCHSECONDS >= IC_GUEST_DEADLINE - 1)); then
 		echo "guest-init: command timed out after ${limit}s" >"$outdev"
-		echo "guest-init: command timed out after ${limit}s; blocked tasks follow" >/dev/kmsg
-		echo w >/proc/sysrq-trigger
+		echo "guest-init: command timed out after ${limit}s; blocked tasks and CPU backtraces follow" >/dev/kmsg
 		echo timeout >"$IC_OUT/guest-timeout"
+		timeout 10 ps -eo pid,ppid,stat,wchan:32,etime,args >"$IC_OUT/ps.txt" 2>&1
+		echo w >/proc/sysrq-trigger
+		echo l >/proc/sysrq-trigger
 	fi
 else
 	"${IC_CMD[@]}" </dev/null >"$outdev" 2>&1

@@ -20,6 +20,11 @@
 #define IC_META_BYTES_PER_SLOT	32
 #define IC_META_SECTORS_PER_SET	(IC_WAYS * IC_META_BYTES_PER_SLOT / 512)
 
+/* Origin blocks are numbered in 48 bits (in core and on disk). */
+#define IC_OBLOCK_BITS		48
+#define IC_OBLOCK_MASK		((1ULL << IC_OBLOCK_BITS) - 1)
+#define IC_OBLOCK_LIMIT		IC_OBLOCK_MASK
+
 #define IC_MIN_BLOCK_SECTORS	8	/* 4 KiB */
 #define IC_MAX_BLOCK_SECTORS	128	/* 64 KiB */
 
@@ -39,6 +44,15 @@ static inline u64 ic_geometry_min_sectors(u32 block_sectors)
 {
 	return IC_HEADER_SECTORS + block_sectors +
 	       (u64)IC_WAYS * block_sectors;
+}
+
+/*
+ * The set an origin block belongs to. nr_sets fits in 32 bits. Part of the
+ * on-disk format: a loaded entry must sit in this set.
+ */
+static inline u64 ic_oblock_set(u64 oblock, u64 nr_sets)
+{
+	return reciprocal_scale(hash_64(oblock, 32), (u32)nr_sets);
 }
 
 /* First sector of a slot's data on the cache device. */

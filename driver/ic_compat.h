@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The one header that lets the pure logic of dm-infercache (geometry, index,
- * policy) build both in the kernel and in user space for the host unit tests.
+ * policy, on-disk format) build both in the kernel and in user space for the host unit tests.
  * In user space, selftests/unit/kcompat.h supplies the few kernel types and
  * helpers these files use.
  */
@@ -19,6 +19,10 @@
 #include <linux/spinlock.h>
 #include <linux/slab.h>
 #include <linux/mm.h>
+#include <linux/string.h>
+#include <linux/stddef.h>
+#include <linux/crc32c.h>
+#include <asm/byteorder.h>
 #else
 #include "../selftests/unit/kcompat.h"
 #endif

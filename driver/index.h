@@ -25,9 +25,6 @@
 #include "ic_compat.h"
 #include "geometry.h"
 
-#define IC_OBLOCK_BITS	48
-#define IC_OBLOCK_MASK	((1ULL << IC_OBLOCK_BITS) - 1)
-
 /* The slot holds this block's data; lookups hit. */
 #define IC_WAY_VALID	BIT_ULL(48)
 /* A fill of this block is in flight; lookups miss but see it. */
@@ -68,7 +65,7 @@ void ic_index_exit(struct ic_index *idx);
 /* The set an origin block belongs to. nr_sets fits in 32 bits. */
 static inline u64 ic_index_set(const struct ic_index *idx, u64 oblock)
 {
-	return reciprocal_scale(hash_64(oblock, 32), (u32)idx->nr_sets);
+	return ic_oblock_set(oblock, idx->nr_sets);
 }
 
 /* The index of a way of a set in idx->ways and idx->inflight. */

@@ -34,7 +34,7 @@ modprobe nvme 2>/dev/null || true
 CACHE=''
 for d in ${IC_NVME_DEVS:-} /dev/nvme0n1; do [[ -b $d ]] && { CACHE=$d; break; }; done
 [[ -n $CACHE ]] || die "no NVMe disk in the guest (vm-run --nvme FILE:SIZE)"
-[[ -d /sys/module/dm_infercache ]] || { modprobe dm-mod; insmod "$IC_KO"; } || die "cannot load $IC_KO"
+[[ -d /sys/module/dm_infercache ]] || { modprobe dm-mod; modprobe libcrc32c; insmod "$IC_KO"; } || die "cannot load $IC_KO"
 
 modprobe configfs
 mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config

@@ -69,6 +69,7 @@ ic_load_module() {
 	[[ -d /sys/module/$IC_MODNAME ]] && return 0
 	[[ -f "$IC_KO" ]] || ic_fail "module not built: $IC_KO (run make)"
 	modprobe dm-mod 2>/dev/null
+	modprobe libcrc32c 2>/dev/null
 	insmod "$IC_KO" || ic_fail "insmod $IC_KO failed"
 }
 

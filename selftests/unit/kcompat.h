@@ -12,11 +12,35 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <endian.h>
 
 typedef uint8_t u8;
 typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
+
+typedef uint32_t __le32;
+typedef uint64_t __le64;
+#define __packed	__attribute__((packed))
+#define cpu_to_le32(x)	htole32(x)
+#define cpu_to_le64(x)	htole64(x)
+#define le32_to_cpu(x)	le32toh(x)
+#define le64_to_cpu(x)	le64toh(x)
+
+/* Castagnoli CRC, bitwise, as lib/libcrc32c.c computes it (no final xor). */
+static inline u32 crc32c(u32 crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	int k;
+
+	while (len--) {
+		crc ^= *p++;
+		for (k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0x82F63B78U & -(crc & 1));
+	}
+	return crc;
+}
 
 #define U16_MAX		((u16)~0U)
 #define U32_MAX		((u32)~0U)

@@ -84,7 +84,10 @@ getsz() { blockdev --getsz "$1"; }
 
 # ------------------------------------------------------------------ devices
 modprobe dm-mod
-[[ -d /sys/module/dm_infercache ]] || insmod "$IC_KO" || die "cannot insmod $IC_KO"
+if [[ ! -d /sys/module/dm_infercache ]]; then
+	modprobe libcrc32c
+	insmod "$IC_KO" || die "cannot insmod $IC_KO"
+fi
 { modprobe dm-cache && modprobe dm-cache-smq; } || die "no dm-cache"
 modprobe bcache || die "no bcache"
 modprobe null_blk nr_devices=0 || die "no null_blk"

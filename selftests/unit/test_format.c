@@ -111,105 +111,106 @@ TEST(sb_round_trip)
 	EXPECT_EQ(0, memcmp((u8 *)&d + 8, "INFRCACH", 8));
 }
 
-/* Edit one field of a valid superblock; decode must give @want and @word. */
+/*
+ * Edit one field of a valid superblock (set it, add to it or flip bits of
+ * it), optionally reseal it; decode must give @want, and a reason naming
+ * @word.
+ */
+enum edit_op { SET, ADD, XOR };
+
 struct sb_edit {
 	const char *name;
-	void (*edit)(struct ic_disk_sb *d);
+	size_t off;		/* of the field in struct ic_disk_sb */
+	unsigned int size;	/* 4 or 8 (little-endian integers) */
+	enum edit_op op;
+	u64 arg;
 	bool reseal;
 	enum ic_sb_status want;
-	const char *word;	/* in *why */
+	const char *word;
 };
 
-static void e_magic(struct ic_disk_sb *d) { d->magic ^= cpu_to_le64(1ULL << 56); }
-static void e_csum(struct ic_disk_sb *d) { d->csum ^= cpu_to_le32(0x10); }
-static void e_body(struct ic_disk_sb *d) { d->load_count ^= cpu_to_le64(1); }
-static void e_pad(struct ic_disk_sb *d) { d->pad[IC_SB_BYTES - 177] = 1; }
-static void e_version0(struct ic_disk_sb *d) { d->version = 0; }
-static void e_version2(struct ic_disk_sb *d) { d->version = cpu_to_le32(2); }
-static void e_incompat(struct ic_disk_sb *d) { d->incompat = cpu_to_le64(1); }
-static void e_incompat63(struct ic_disk_sb *d) { d->incompat = cpu_to_le64(1ULL << 63); }
-static void e_rocompat(struct ic_disk_sb *d) { d->ro_compat = cpu_to_le64(1ULL << 5); }
-static void e_flags(struct ic_disk_sb *d) { d->flags |= cpu_to_le32(1U << 2); }
-static void e_flags31(struct ic_disk_sb *d) { d->flags |= cpu_to_le32(1U << 31); }
-static void e_ways(struct ic_disk_sb *d) { d->ways = cpu_to_le32(IC_WAYS / 2); }
-static void e_mps(struct ic_disk_sb *d) { d->meta_sectors_per_set = cpu_to_le32(2); }
-static void e_bs_small(struct ic_disk_sb *d) { d->block_sectors = cpu_to_le32(4); }
-static void e_bs_odd(struct ic_disk_sb *d) { d->block_sectors = cpu_to_le32(24); }
-static void e_bs_big(struct ic_disk_sb *d) { d->block_sectors = cpu_to_le32(256); }
-static void e_bs_zero(struct ic_disk_sb *d) { d->block_sectors = 0; }
-
-static void e_bs_other(struct ic_disk_sb *d)
-{
-	/* A valid size, but not the one the layout was computed for. */
-	d->block_sectors = cpu_to_le32(16);
-}
-
-static void e_sets(struct ic_disk_sb *d) { d->nr_sets = cpu_to_le64(le64_to_cpu(d->nr_sets) + 1); }
-static void e_sets0(struct ic_disk_sb *d) { d->nr_sets = 0; }
-static void e_meta(struct ic_disk_sb *d) { d->meta_start = cpu_to_le64(le64_to_cpu(d->meta_start) + 1); }
-static void e_data(struct ic_disk_sb *d) { d->data_start = cpu_to_le64(le64_to_cpu(d->data_start) + 8); }
-static void e_cache(struct ic_disk_sb *d) { d->cache_sectors = cpu_to_le64(CACHE_SECTORS * 2); }
-static void e_cache_tiny(struct ic_disk_sb *d) { d->cache_sectors = cpu_to_le64(100); }
-static void e_cache_max(struct ic_disk_sb *d) { d->cache_sectors = cpu_to_le64(~0ULL); }
-static void e_origin0(struct ic_disk_sb *d) { d->origin_sectors = 0; }
-
-static void e_origin_huge(struct ic_disk_sb *d)
-{
-	d->origin_sectors = cpu_to_le64((IC_OBLOCK_LIMIT + 1) * 8);
-}
-
-static void e_compat(struct ic_disk_sb *d) { d->compat = cpu_to_le64(1ULL << 40); }
-static void e_errors(struct ic_disk_sb *d) { d->flags = cpu_to_le32(IC_SB_ERRORS); }
-static void e_tag(struct ic_disk_sb *d) { memset(d->origin_tag, 0, sizeof(d->origin_tag)); }
-
-static void e_cache_bigger(struct ic_disk_sb *d)
-{
-	/* A few sectors more than the layout needs: still the same layout. */
-	d->cache_sectors = cpu_to_le64(CACHE_SECTORS + 7);
-}
+#define F(field) offsetof(struct ic_disk_sb, field), \
+		 sizeof(((struct ic_disk_sb *)0)->field)
 
 static const struct sb_edit sb_edits[] = {
-	{ "magic", e_magic, false, IC_SB_NOT_OURS, "magic" },
-	{ "magic resealed", e_magic, true, IC_SB_NOT_OURS, "magic" },
-	{ "csum", e_csum, false, IC_SB_CORRUPT, "checksum" },
-	{ "body without reseal", e_body, false, IC_SB_CORRUPT, "checksum" },
-	{ "pad without reseal", e_pad, false, IC_SB_CORRUPT, "checksum" },
-	{ "version 0", e_version0, true, IC_SB_CORRUPT, "version" },
-	{ "version 2", e_version2, true, IC_SB_CORRUPT, "version" },
-	{ "version 2 unsealed", e_version2, false, IC_SB_CORRUPT, "checksum" },
-	{ "unknown incompat bit 0", e_incompat, true, IC_SB_CORRUPT, "incompatible" },
-	{ "unknown incompat bit 63", e_incompat63, true, IC_SB_CORRUPT, "incompatible" },
-	{ "unknown ro_compat bit", e_rocompat, true, IC_SB_CORRUPT, "read-only" },
-	{ "unknown flag bit 2", e_flags, true, IC_SB_CORRUPT, "flags" },
-	{ "unknown flag bit 31", e_flags31, true, IC_SB_CORRUPT, "flags" },
-	{ "ways", e_ways, true, IC_SB_CORRUPT, "set layout" },
-	{ "meta sectors per set", e_mps, true, IC_SB_CORRUPT, "set layout" },
-	{ "block size 4", e_bs_small, true, IC_SB_CORRUPT, "block size" },
-	{ "block size 24", e_bs_odd, true, IC_SB_CORRUPT, "block size" },
-	{ "block size 256", e_bs_big, true, IC_SB_CORRUPT, "block size" },
-	{ "block size 0", e_bs_zero, true, IC_SB_CORRUPT, "block size" },
-	{ "block size of another layout", e_bs_other, true, IC_SB_CORRUPT, "geometry" },
-	{ "nr_sets + 1", e_sets, true, IC_SB_CORRUPT, "geometry" },
-	{ "nr_sets 0", e_sets0, true, IC_SB_CORRUPT, "geometry" },
-	{ "meta_start + 1", e_meta, true, IC_SB_CORRUPT, "geometry" },
-	{ "data_start + 8", e_data, true, IC_SB_CORRUPT, "geometry" },
-	{ "cache size doubled", e_cache, true, IC_SB_CORRUPT, "geometry" },
-	{ "cache size 100 sectors", e_cache_tiny, true, IC_SB_CORRUPT, "geometry" },
-	{ "cache size 2^64-1", e_cache_max, true, IC_SB_CORRUPT, "geometry" },
-	{ "origin size 0", e_origin0, true, IC_SB_CORRUPT, "origin size" },
-	{ "origin beyond 48-bit blocks", e_origin_huge, true, IC_SB_CORRUPT, "origin size" },
+	{ "magic", F(magic), XOR, 1ULL << 56, false, IC_SB_NOT_OURS, "magic" },
+	{ "magic resealed", F(magic), XOR, 1, true, IC_SB_NOT_OURS, "magic" },
+	{ "csum", F(csum), XOR, 0x10, false, IC_SB_CORRUPT, "checksum" },
+	{ "body without reseal", F(load_count), XOR, 1, false, IC_SB_CORRUPT, "checksum" },
+	{ "pad without reseal", IC_SB_BYTES - 4, 4, XOR, 1U << 31, false,
+	  IC_SB_CORRUPT, "checksum" },
+	{ "version 0", F(version), SET, 0, true, IC_SB_CORRUPT, "version" },
+	{ "version 2", F(version), SET, 2, true, IC_SB_CORRUPT, "version" },
+	{ "version 2 unsealed", F(version), SET, 2, false, IC_SB_CORRUPT, "checksum" },
+	{ "unknown incompat bit 0", F(incompat), SET, 1, true, IC_SB_CORRUPT, "incompatible" },
+	{ "unknown incompat bit 63", F(incompat), SET, 1ULL << 63, true,
+	  IC_SB_CORRUPT, "incompatible" },
+	{ "unknown ro_compat bit", F(ro_compat), SET, 1ULL << 5, true,
+	  IC_SB_CORRUPT, "read-only" },
+	{ "unknown flag bit 2", F(flags), XOR, 1U << 2, true, IC_SB_CORRUPT, "flags" },
+	{ "unknown flag bit 31", F(flags), XOR, 1U << 31, true, IC_SB_CORRUPT, "flags" },
+	{ "ways", F(ways), SET, IC_WAYS / 2, true, IC_SB_CORRUPT, "set layout" },
+	{ "meta sectors per set", F(meta_sectors_per_set), SET, 2, true,
+	  IC_SB_CORRUPT, "set layout" },
+	{ "block size 4", F(block_sectors), SET, 4, true, IC_SB_CORRUPT, "block size" },
+	{ "block size 24", F(block_sectors), SET, 24, true, IC_SB_CORRUPT, "block size" },
+	{ "block size 256", F(block_sectors), SET, 256, true, IC_SB_CORRUPT, "block size" },
+	{ "block size 0", F(block_sectors), SET, 0, true, IC_SB_CORRUPT, "block size" },
+	/* A valid size, but not the one the layout was computed for. */
+	{ "block size of another layout", F(block_sectors), SET, 16, true,
+	  IC_SB_CORRUPT, "geometry" },
+	{ "nr_sets + 1", F(nr_sets), ADD, 1, true, IC_SB_CORRUPT, "geometry" },
+	{ "nr_sets 0", F(nr_sets), SET, 0, true, IC_SB_CORRUPT, "geometry" },
+	{ "meta_start + 1", F(meta_start), ADD, 1, true, IC_SB_CORRUPT, "geometry" },
+	{ "data_start + 8", F(data_start), ADD, 8, true, IC_SB_CORRUPT, "geometry" },
+	{ "cache size doubled", F(cache_sectors), SET, CACHE_SECTORS * 2, true,
+	  IC_SB_CORRUPT, "geometry" },
+	{ "cache size 100 sectors", F(cache_sectors), SET, 100, true,
+	  IC_SB_CORRUPT, "geometry" },
+	{ "cache size 2^64-1", F(cache_sectors), SET, ~0ULL, true,
+	  IC_SB_CORRUPT, "geometry" },
+	{ "origin size 0", F(origin_sectors), SET, 0, true, IC_SB_CORRUPT, "origin size" },
+	{ "origin beyond 48-bit blocks", F(origin_sectors), SET,
+	  (IC_OBLOCK_LIMIT + 1) * 8, true, IC_SB_CORRUPT, "origin size" },
 	/* Accepted: */
-	{ "unknown compat bit", e_compat, true, IC_SB_OK, NULL },
-	{ "error flag", e_errors, true, IC_SB_OK, NULL },
-	{ "no origin tag", e_tag, true, IC_SB_OK, NULL },
-	{ "cache a little larger", e_cache_bigger, true, IC_SB_OK, NULL },
+	{ "unknown compat bit", F(compat), SET, 1ULL << 40, true, IC_SB_OK, NULL },
+	{ "error flag", F(flags), SET, IC_SB_ERRORS, true, IC_SB_OK, NULL },
+	{ "no flags", F(flags), SET, 0, true, IC_SB_OK, NULL },
+	{ "no origin tag", F(origin_tag[0]), SET, 0, true, IC_SB_OK, NULL },
+	/* A few sectors more than the layout needs: still the same layout. */
+	{ "cache a little larger", F(cache_sectors), ADD, 7, true, IC_SB_OK, NULL },
 };
+
+static void apply_edit(const struct sb_edit *t, struct ic_disk_sb *d)
+{
+	u8 *p = (u8 *)d + t->off;
+	u64 v = 0;
+	unsigned int i;
+
+	for (i = 0; i < t->size; i++)
+		v |= (u64)p[i] << (8 * i);
+	switch (t->op) {
+	case SET:
+		v = t->arg;
+		break;
+	case ADD:
+		v += t->arg;
+		break;
+	case XOR:
+		v ^= t->arg;
+		break;
+	}
+	for (i = 0; i < t->size; i++)
+		p[i] = v >> (8 * i);
+	if (t->reseal)
+		reseal(d);
+}
 
 TEST(sb_each_corrupted_field)
 {
 	unsigned int i;
 
-	for (i = 0; i < sizeof(sb_edits) / sizeof(sb_edits[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(sb_edits); i++) {
 		const struct sb_edit *t = &sb_edits[i];
 		struct ic_disk_sb d;
 		struct ic_sb sb, out;
@@ -218,9 +219,7 @@ TEST(sb_each_corrupted_field)
 
 		make_sb(&sb, 8);
 		ic_sb_encode(&sb, &d);
-		t->edit(&d);
-		if (t->reseal)
-			reseal(&d);
+		apply_edit(t, &d);
 		st = ic_sb_decode(&d, &out, &why);
 		EXPECT_EQ(t->want, st) {
 			TH_LOG("%s: status %d, want %d (why: %s)", t->name, st,
@@ -604,8 +603,10 @@ TEST(fuzz_sb)
 
 TEST(fuzz_sb_resealed)
 {
-	/* A writer that seals garbage: decode must still never crash and
-	 * anything it accepts must pass the geometry checks. */
+	/*
+	 * A writer that seals garbage: decode must still never crash and
+	 * anything it accepts must pass the geometry checks.
+	 */
 	const unsigned int iters = 50000;
 	struct ic_disk_sb good, d;
 	struct ic_sb sb, out;

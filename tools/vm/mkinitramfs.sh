@@ -18,7 +18,9 @@ moddir=/lib/modules/$kver
 [[ -d "$moddir" ]] || ic_die "no modules for $kver in $moddir"
 busybox=$(command -v busybox || true)
 [[ -n "$busybox" ]] || ic_die "busybox not found (apt-get install busybox-static)"
-if ! "$busybox" --list 2>/dev/null | grep -qx switch_root ||
+# (grep without -q: it would stop reading at the match, busybox would get
+# SIGPIPE, and pipefail would make the pipeline fail about 1 time in 100)
+if ! "$busybox" --list 2>/dev/null | grep -x switch_root >/dev/null ||
    ldd "$busybox" >/dev/null 2>&1; then
 	ic_die "$busybox is not a static busybox with switch_root (apt-get install busybox-static)"
 fi

@@ -1,0 +1,106 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Guest side of test_reboot_crash.sh: one boot of a chain of crash rounds.
+#
+#   guest_crash.sh NA ROUND PREV_STATE|- DELAY1_MS DELAY2_MS
+#   guest_crash.sh NA final PREV_STATE
+#
+# With a PREV_STATE (every boot but the first): the guest crashed in the
+# previous boot; re-create the target, which loads the metadata the crash
+# left (the kernel must say "unclean shutdown"), then verify: crash_io verify
+# of its blocks against PREV_STATE (nothing lost, stale, corrupt, changed;
+# through the target = the origin read directly), and every block of the
+# target equal to the origin (the fio region and the untouched rest too).
+# Results: loaded, dropped, verify.
+#
+# ROUND: crash again. The first boot blanks the cache and creates the
+# target (formatted); later ones go on with the target they verified.
+# crash_io (see selftests/dm-infercache/crash_io.c) writes, flushes and
+# warms NA 4 KiB blocks (a multiple of 64) at the start of the target,
+# then writes and reads them;
+# its state (durable/completed/submitted version per block) goes to
+# $IC_OUT/state, i.e. to the host, when it is stopped DELAY1_MS later. A fio
+# random read/write/fsync load on the next 2 MiB keeps running, and
+# DELAY2_MS after crash_io stopped, the guest crashes (sysrq c): metadata
+# commits, fills and writes of that region are in flight. Odd rounds use
+# commit_interval 100, even ones the default (1000 ms).
+#
+# final: after the verification, remove the target (clean shutdown),
+# re-create it: "clean shutdown", loaded = what was cached, target = origin.
+# shellcheck disable=SC2119 # ic_init and rg_create take no script arguments
+. "$(dirname "$0")/guest-lib.sh"
+. "$IC_SRC/selftests/dm-infercache/crash_lib.sh"
+ic_init
+ic_require fio dd cmp
+rg_disks
+cr_init
+
+NA=${1:?NA} round=${2:?round} prev=${3:?previous state or -}
+BOFF=$((NA * 4096)) BSIZE=2M	# the fio region after crash_io's blocks
+opts=()
+[[ $round =~ ^[0-9]+$ ]] && ((round % 2)) && opts=(commit_interval 100)
+
+cmp_all() { # cmp_all WHAT: every block of the target equals the origin's
+	local n
+	n=$(cmp -l <(dd if="$D" bs=64k iflag=direct status=none) \
+		<(dd if="$O" bs=64k iflag=direct status=none) 2>/dev/null | head -n 1000000 |
+		awk '{ b[int(($1 - 1) / 4096)] = 1 } END { print length(b) }')
+	ic_log "$1: $n blocks of the target differ from the origin"
+	((n == 0)) || ic_fail "$1: $n blocks of the target differ from the origin (stale)"
+}
+
+verify() { # verify WHAT: crash_io verify against $prev, then cmp_all
+	cr_verify "$prev" "$D" "$O" || ic_fail "$1: crash_io verify failed: $CR_VLINE"
+	cmp_all "$1"
+}
+
+if [[ $prev != - ]]; then
+	[[ -s $prev ]] || ic_fail "no state file $prev"
+	ic_mark "recover"
+	rg_create "${opts[@]}"
+	line=$(cr_load_log "$IC_MARK")
+	ic_log "recover: ${line:-no load message}"
+	[[ $line == *'unclean shutdown'* ]] || ic_fail "after a crash the load message must say 'unclean shutdown'"
+	read -r loaded dropped < <(rg_words 21 22)
+	rg_result loaded "$loaded"
+	rg_result dropped "$dropped"
+	verify "after the crash"
+	rg_result verify "${CR_VLINE#*crash_io: verify }"
+	ic_show "$RG_NAME"
+fi
+
+if [[ $round == final ]]; then
+	ic_snap "$RG_NAME"
+	cached=${IC_ST[cached]}
+	ic_remove "$RG_NAME" || ic_fail "dmsetup remove failed"
+	ic_mark "clean re-create"
+	rg_create
+	line=$(cr_load_log "$IC_MARK")
+	ic_log "clean re-create: ${line:-no load message}"
+	[[ $line == *' (clean shutdown'* ]] || ic_fail "after a remove the load message must say 'clean shutdown'"
+	ic_expect "loaded after a clean remove" "$(rg_words 21)" -eq "$cached"
+	cmp_all "after the clean re-create"
+	rg_result clean_loaded "$(rg_words 21)"
+	ic_remove "$RG_NAME" || ic_fail "dmsetup remove failed"
+	exit 0
+fi
+
+d1=${4:?delay1} d2=${5:?delay2}
+if [[ $prev == - ]]; then
+	rg_zero_sb
+	rg_create "${opts[@]}"
+fi
+ic_log "round $round: ${opts[*]:-default commit interval}; crash_io $d1 ms, then the crash $d2 ms later"
+cr_start "$D" "$NA" "$IC_OUT/state"
+fio --output="$IC_TMP/fio-b.log" --name=b --filename="$D" --offset="$BOFF" --size="$BSIZE" \
+	--rw=randrw --rwmixread=60 --bs=4k --ioengine=libaio --direct=1 --iodepth=4 \
+	--fsync=32 --randseed="$round" --time_based --runtime=600 >/dev/null 2>&1 &
+cr_sleep_ms "$d1"
+cr_stop "$IC_OUT/state"
+cr_sleep_ms "$d2"
+ic_show "$RG_NAME"
+ic_log "round $round: crashing now"
+echo c >/proc/sysrq-trigger
+sleep 5
+ic_fail "the guest did not crash"

@@ -1,0 +1,47 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Guest crashes (issue 3 item 5, third leg): the guest crashes with
+# `echo c >/proc/sysrq-trigger` in the middle of a write+read workload
+# through the target (file-backed NVMe cache smaller than the working set,
+# so there are evictions, and virtio origin), then boots again over the same disk
+# files, re-creates the target and verifies with crash_io's state, which
+# went to the host before the crash: nothing lost, nothing stale, nothing
+# corrupt, every block through the target equal to the origin; the loaded
+# count ($21) of each recovery is logged. The boots form a chain: boot k
+# verifies the crash of boot k-1 and then crashes again, the last one only
+# verifies, removes the target cleanly and checks a clean re-load.
+# Cut points: 1 (make check), 50 (RB_FULL=1, make check-full), or RB_CUTS;
+# RB_SEED reproduces the random delays. See selftests/reboot/guest_crash.sh.
+. "$(dirname "$0")/lib.sh"
+set -uo pipefail
+rb_init
+
+for f in crash_io.c crash_lib.sh; do
+	[[ -f $IC_REPO/selftests/dm-infercache/$f ]] || rb_skip "no selftests/dm-infercache/$f in this tree"
+done
+CUTS=${RB_CUTS:-$(rb_full 1 50)}
+NA=$(rb_full 1024 2048)		# crash_io's blocks; the fio region is 512 more
+make -s -C "$IC_REPO/selftests/dm-infercache" >"$RB_WORK/make.log" 2>&1 ||
+	{ sed 's/^/#   /' "$RB_WORK/make.log"; rb_fail "building the selftest helpers (crash_io) failed"; }
+rb_disk nvme cache "$(rb_full 6M 8M)"	# about 1270 or 1780 slots
+rb_disk virtio origin "$(rb_full 8M 12M)"
+
+prev=- loads=()
+for ((k = 1; k <= CUTS; k++)); do
+	d1=$((200 + RANDOM % 2800)) d2=$((RANDOM % 1500))
+	rb_boot --expect-panic -- bash "$RB_SELF/guest_crash.sh" "$NA" "$k" "$prev" "$d1" "$d2" ||
+		rb_fail "boot $RB_BOOTS (round $k) did not end in the expected crash"
+	if [[ $prev != - ]]; then
+		loads+=("$(rb_result loaded)")
+		rb_log "round $((k - 1)) recovered: loaded $(rb_result loaded), dropped $(rb_result dropped); $(rb_result verify)"
+	fi
+	[[ -s $RB_OUT/state ]] || rb_fail "boot $RB_BOOTS left no crash_io state"
+	prev=$RB_OUT/state
+done
+rb_boot -- bash "$RB_SELF/guest_crash.sh" "$NA" final "$prev" || rb_fail "boot $RB_BOOTS (last verification) failed"
+loads+=("$(rb_result loaded)")
+rb_log "round $CUTS recovered: loaded $(rb_result loaded), dropped $(rb_result dropped); $(rb_result verify)"
+rb_log "clean re-create loaded $(rb_result clean_loaded)"
+rb_log "$CUTS crashes, loaded counts after them: ${loads[*]}"
+exit 0

@@ -2,15 +2,19 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make check` / `make check-full`: install dependencies, build the module,
-# run the host unit tests and the selftest suite in the VM, and summarise.
+# run the host unit tests, the selftest suite in the VM and the reboot tests
+# (selftests/reboot: several boots each), and summarise.
 # The last line is always "N passed, N failed, N skipped": the top-level KTAP
-# results of the unit tests and of the VM suite, plus one failure for each
-# part that broke without reporting a failed test (build, crash, timeout,
-# kernel warnings). Exit status is non-zero if anything failed.
+# results of the unit tests, of the VM suite and of the reboot tests, plus
+# one failure for each part that broke without reporting a failed test
+# (build, crash, timeout, kernel warnings). Exit status is non-zero if
+# anything failed.
 #
 # Usage: tools/check.sh [--full]
 # Environment: IC_SUITE_TIMEOUT=<s> overrides the VM suite time limit;
-# IC_SUITE_DIR=<dir> runs another kselftest collection (rig self-tests).
+# IC_SUITE_DIR=<dir> runs another kselftest collection (rig self-tests);
+# IC_REBOOT=0|1 leaves out / runs the reboot tests (default 1, but 0 when
+# IC_SUITE_DIR is set).
 set -euo pipefail
 
 ic_prog=check.sh
@@ -21,7 +25,7 @@ full=0
 case "${1:-}" in
 --full) full=1 ;;
 '') ;;
--h|--help) sed -n '3,14p' "$0"; exit 0 ;;
+-h|--help) sed -n '3,17p' "$0"; exit 0 ;;
 *) echo "usage: tools/check.sh [--full]" >&2; exit 2 ;;
 esac
 
@@ -127,6 +131,23 @@ if ((built)); then
 else
 	echo "skipped: the module did not build"
 	part suite 0 0 0 "not run: the module did not build"
+fi
+
+# ------------------------------------------------------------------ reboot
+echo "== reboot =="
+reboot=${IC_REBOOT:-1}
+[[ -n "${IC_SUITE_DIR:-}" && -z "${IC_REBOOT:-}" ]] && reboot=0
+if ((!reboot)); then
+	echo "skipped (IC_REBOOT=0, or IC_SUITE_DIR set)"
+elif ((built)); then
+	args=()
+	((full)) && args+=(--full)
+	st=0
+	"$IC_REPO/selftests/reboot/run.sh" "${args[@]}" </dev/null 2>&1 | tee "$logdir/reboot.log" || st=$?
+	ktap_part reboot "$logdir/reboot.log" "$st"
+else
+	echo "skipped: the module did not build"
+	part reboot 0 0 0 "not run: the module did not build"
 fi
 
 summary

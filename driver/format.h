@@ -42,8 +42,8 @@
 #define IC_ORIGIN_TAG_BYTES	32
 
 /* Superblock flags. */
-#define IC_SB_CLEAN		(1U << 0)	/* shut down cleanly */
-#define IC_SB_ERRORS		(1U << 1)	/* cache I/O error: trust nothing */
+#define IC_SB_CLEAN		BIT(0)	/* shut down cleanly */
+#define IC_SB_ERRORS		BIT(1)	/* cache I/O error: trust nothing */
 #define IC_SB_KNOWN_FLAGS	(IC_SB_CLEAN | IC_SB_ERRORS)
 
 /*
@@ -80,7 +80,7 @@ struct ic_disk_sb {
 } __packed;
 
 /* Entry flags. */
-#define IC_ENTRY_VALID		(1U << 0)
+#define IC_ENTRY_VALID		BIT(0)
 #define IC_ENTRY_KNOWN_FLAGS	IC_ENTRY_VALID
 
 struct ic_disk_entry {

@@ -9,11 +9,11 @@
  * a slot in all, the sketch included).
  *
  * A way word holds the origin block in its low IC_OBLOCK_BITS bits and the
- * flags below. Each set also carries the policy's frequency sketch of the
- * blocks that map to it (policy.c). A way is free when neither VALID nor FILLING is set and no
- * I/O that looked it up is in flight (inflight == 0); only a free way may be
- * given to another block. At most one way of a set is VALID or FILLING for a
- * given origin block.
+ * flags below; bits 57-63 are free. Each set also carries the policy's
+ * frequency sketch of the blocks that map to it (policy.c). A way is free
+ * when neither VALID nor FILLING is set and no I/O that looked it up is in
+ * flight (inflight == 0); only a free way may be given to another block.
+ * At most one way of a set is VALID or FILLING for a given origin block.
  *
  * Locking: every field of a set's ways and of its struct ic_set is read and
  * written under that set's lock, which is taken with interrupts disabled
@@ -38,7 +38,19 @@
 /* Pinned: never chosen for eviction. */
 #define IC_WAY_PIN	BIT_ULL(53)
 
+/*
+ * Persistence (metadata.c). DURABLE: the slot's on-disk entry may say VALID,
+ * for the oblock of this word or, with RECLAIM, for a block no longer known
+ * (a fill took the way). Such an entry must be removed on disk before the
+ * slot's data, or the origin's copy of that block, may change.
+ * COMMITTING: settled data the running commit writes VALID after its flush.
+ */
+#define IC_WAY_DURABLE	BIT_ULL(54)
+#define IC_WAY_COMMITTING	BIT_ULL(55)
+#define IC_WAY_RECLAIM	BIT_ULL(56)
+
 #define IC_WAY_PRESENT	(IC_WAY_VALID | IC_WAY_FILLING)
+#define IC_WAY_ON_DISK	(IC_WAY_DURABLE | IC_WAY_RECLAIM)
 #define IC_INFLIGHT_MAX	U16_MAX
 
 /* 4-bit counters of the per-set count-min sketch: 8 a way. */

@@ -114,7 +114,7 @@ int ic_policy_victim(struct ic_index *idx, u64 set, unsigned int freq,
 	struct ic_set *s = &idx->sets[set];
 	u64 base = ic_index_slot(set, 0);
 	unsigned int i, best_score = ~0U;
-	int best = IC_VICTIM_BUSY;
+	int best = IC_VICTIM_BUSY, spare = -1;
 
 	for (i = 0; i < IC_WAYS; i++) {
 		/* Start at the hand so that ties rotate through the ways. */
@@ -123,6 +123,15 @@ int ic_policy_victim(struct ic_index *idx, u64 set, unsigned int freq,
 		unsigned int score;
 
 		if (ic_way_is_free(idx, base + way)) {
+			/*
+			 * A free way whose entry is still on disk costs a
+			 * metadata write before reuse: take it last.
+			 */
+			if (word & IC_WAY_ON_DISK) {
+				if (spare < 0)
+					spare = way;
+				continue;
+			}
 			s->hand = (way + 1) % IC_WAYS;
 			return way;
 		}
@@ -135,6 +144,10 @@ int ic_policy_victim(struct ic_index *idx, u64 set, unsigned int freq,
 			best_score = score;
 			best = way;
 		}
+	}
+	if (spare >= 0) {
+		s->hand = (spare + 1) % IC_WAYS;
+		return spare;
 	}
 	if (best < 0)
 		return IC_VICTIM_BUSY;

@@ -33,8 +33,16 @@
  *   on the origin, a failed write-through copy drops the block, and the
  *   target turns degraded (everything goes to the origin) until reloaded.
  *
- * The cache contents live in memory only for now; the layout (geometry.h)
- * already keeps data clear of where the metadata will go.
+ * Persistence (metadata.c): the index is loaded from the cache device at
+ *   the first resume and described there again by commits (periodic, on
+ *   every flush, on suspend). On disk a slot is VALID only while its data
+ *   and the origin's agree and are both stable: a commit flushes both
+ *   devices before it writes new entries, and any write or discard whose
+ *   set may still have an entry for the block on disk (DURABLE ways, or
+ *   RECLAIM: a way taken by a fill whose old entry is not yet removed) is
+ *   deferred to a worker that removes those entries (FUA) before the write
+ *   is issued. A fill into such a way does the same before writing its data.
+ *   So after any crash every entry that checks out may be served.
  */
 #include <linux/module.h>
 #include <linux/init.h>
@@ -47,16 +55,19 @@
 #include <linux/highmem.h>
 #include <linux/sizes.h>
 #include <linux/wait_bit.h>
+#include <linux/ctype.h>
+#include <linux/bitmap.h>
 
 #include <linux/dm-infercache.h>
 #include "geometry.h"
 #include "index.h"
 #include "policy.h"
+#include "metadata.h"
 
 #define DM_MSG_PREFIX "infercache"
 
 #define IC_DEFAULT_BLOCK_SIZE	4096
-#define IC_MAX_OPT_ARGS		(2 * IC_NR_OPTS)
+#define IC_MAX_OPT_ARGS		(2 * IC_NR_OPTS - 1)	/* format has no value */
 /* Misses of a stream longer than this are not filled (bcache's default). */
 #define IC_DEFAULT_SEQ_THRESHOLD	SZ_4M
 #define IC_MAX_SEQ_THRESHOLD		SZ_1G
@@ -67,6 +78,25 @@
 /* Fills in flight at most; more misses are served without a fill. */
 #define IC_MAX_FILLS		512
 #define IC_MIN_POOL_PAGES	64
+#define IC_DEFAULT_COMMIT_MS	1000
+#define IC_MAX_COMMIT_MS	600000
+#define IC_COMMIT_INTERVAL_ERROR \
+	"Invalid commit_interval: must be 0 (only on flush) to 600000 ms"
+#define IC_ORIGIN_TAG_ERROR \
+	"Invalid origin_tag: 1 to 31 characters of A-Z a-z 0-9 . _ : -"
+/* Why a cache device is refused (ti->error). */
+#define IC_SB_DAMAGED_ERROR \
+	"Cache superblock is damaged (run infercache-check); add 'format' to re-format"
+#define IC_SB_FOREIGN_ERROR \
+	"Cache device holds no infercache superblock but is not blank: zero its first 8 KiB or add 'format'"
+#define IC_SB_ORIGIN_ERROR \
+	"Cache was formatted for an origin of another size; add 'format' to re-format"
+#define IC_SB_SHRUNK_ERROR \
+	"Cache device is smaller than when it was formatted; add 'format' to re-format"
+#define IC_SB_BLOCK_ERROR \
+	"Cache was formatted with another block_size; add 'format' to re-format"
+#define IC_SB_TAG_ERROR \
+	"Cache was formatted with another origin_tag; add 'format' to re-format"
 #define IC_MAX_BLOCK_PAGES	DIV_ROUND_UP(IC_MAX_BLOCK_SECTORS << SECTOR_SHIFT, \
 					     PAGE_SIZE)
 
@@ -80,6 +110,9 @@ enum ic_opt {
 	IC_OPT_MODE,
 	IC_OPT_BLOCK_SIZE,
 	IC_OPT_SEQ_THRESHOLD,
+	IC_OPT_COMMIT_INTERVAL,
+	IC_OPT_ORIGIN_TAG,
+	IC_OPT_FORMAT,
 	IC_NR_OPTS,
 };
 
@@ -105,7 +138,10 @@ struct ic_stats {
 	u64 count[IC_NR_STATS];
 };
 
-#define IC_DEGRADED	0	/* bit in infercache.flags */
+/* Bits in infercache.flags. */
+#define IC_DEGRADED		0	/* a cache device error: origin only */
+#define IC_ERRORS_RECORDED	1	/* the superblock says so (or cannot) */
+#define IC_SUSPENDED		2	/* no periodic commits */
 
 struct infercache {
 	struct dm_target *ti;
@@ -130,6 +166,22 @@ struct infercache {
 	struct bio_list retry_bios;	/* failed hits, to reissue to origin */
 	struct work_struct retry_work;
 
+	/* Persistence. */
+	struct ic_meta meta;
+	bool format;			/* format at the first resume */
+	bool activated;			/* loaded or formatted */
+	struct ic_sb sb;		/* the superblock ctr chose */
+	u64 loaded, dropped;		/* by the load */
+	unsigned int commit_ms;		/* 0: no periodic commits */
+	struct delayed_work commit_work;
+	struct mutex errors_lock;	/* recording IC_SB_ERRORS */
+	struct mutex discard_lock;	/* protects discard_sets */
+	unsigned long *discard_sets;	/* sets a discard must sync */
+	spinlock_t defer_lock;		/* protects deferred and flushes */
+	struct bio_list deferred;	/* writes and discards to sync first */
+	struct bio_list flushes;	/* empty flushes waiting for a commit */
+	struct work_struct defer_work;
+
 	struct workqueue_struct *wq;
 	struct bio_set wt_bs;		/* write-through copies to the cache */
 	struct bio_set fill_bs;		/* fills; front_pad is struct ic_fill */
@@ -140,6 +192,8 @@ struct infercache {
 	enum ic_mode mode;
 	unsigned int block_size;
 	unsigned int seq_threshold_bytes;
+	char origin_tag[IC_ORIGIN_TAG_BYTES];
+	unsigned int commit_ms_table;
 	unsigned int nr_opts;
 	enum ic_opt opts[IC_NR_OPTS];
 };
@@ -159,6 +213,7 @@ struct ic_bio {
 	unsigned int way;
 	u64 set;
 	bool cache_failed;		/* the write-through copy failed */
+	bool no_copy;			/* the copy was not issued */
 	struct bvec_iter iter;		/* of a hit, to retry on the origin */
 };
 
@@ -221,11 +276,16 @@ static void ic_remap_cache(struct infercache *ic, struct bio *bio, u64 set,
 		ic_slot_sector(&ic->geo, ic_index_slot(set, way)) + in_block;
 }
 
-/* Drop a VALID block, or mark a fill of it STALE. Set lock held. */
+/*
+ * Drop a VALID block, or mark a fill of it STALE. Set lock held. Its entry
+ * stays on disk (still true) until the next image of the set.
+ */
 static void ic_invalidate_slot(struct infercache *ic, u64 slot)
 {
 	if (ic_index_invalidate(&ic->index, slot))
 		atomic64_dec(&ic->cached);
+	if (ic->index.ways[slot] & IC_WAY_ON_DISK)
+		ic_meta_set_dirty(&ic->meta, slot / IC_WAYS);
 }
 
 /* ---- Fills ---- */
@@ -348,13 +408,17 @@ static void ic_fill_finish(struct ic_fill *fill, blk_status_t status)
 	word = ic->index.ways[slot];
 	WARN_ON_ONCE(!(word & IC_WAY_FILLING) ||
 		     (word & IC_OBLOCK_MASK) != fill->oblock);
+	/* The data write waited for the old entry to leave the disk. */
+	if (WARN_ON_ONCE(!status && (word & IC_WAY_ON_DISK)))
+		status = BLK_STS_IOERR;
 	if (!status && !(word & IC_WAY_STALE) && !ic_degraded(ic)) {
 		ic->index.ways[slot] = fill->oblock | IC_WAY_VALID;
 		installed = true;
 	} else {
-		ic->index.ways[slot] = 0;
+		ic->index.ways[slot] = word & IC_WAY_ON_DISK;
 	}
 	spin_unlock_irqrestore(&s->lock, flags);
+	ic_meta_set_dirty(&ic->meta, fill->set);
 
 	if (installed) {
 		atomic64_inc(&ic->cached);
@@ -378,7 +442,21 @@ static void ic_fill_write_work(struct work_struct *work)
 {
 	struct ic_fill *fill = container_of(work, struct ic_fill, work);
 	struct infercache *ic = fill->ic;
+	struct ic_set *s = ic_set(ic, fill->set);
 	struct bio *bio = &fill->bio;
+	unsigned long flags;
+	bool on_disk;
+
+	/* The way's old entry must leave the disk before its data changes. */
+	spin_lock_irqsave(&s->lock, flags);
+	on_disk = ic->index.ways[ic_index_slot(fill->set, fill->way)] &
+		  IC_WAY_ON_DISK;
+	spin_unlock_irqrestore(&s->lock, flags);
+	if (on_disk && ic_meta_sync_set(&ic->meta, fill->set)) {
+		ic_cache_error(ic);
+		ic_fill_finish(fill, BLK_STS_IOERR);
+		return;
+	}
 
 	bio_reset(bio, ic->cache_dev->bdev, REQ_OP_WRITE);
 	bio->bi_iter.bi_sector =
@@ -432,7 +510,7 @@ static int ic_fill_reserve(struct infercache *ic, struct bio *bio, u64 set,
 	struct ic_set *s = ic_set(ic, set);
 	unsigned long flags;
 	bool evicted;
-	u64 slot;
+	u64 slot, word;
 	int way;
 
 	/*
@@ -462,8 +540,11 @@ static int ic_fill_reserve(struct infercache *ic, struct bio *bio, u64 set,
 		return -1;
 
 	slot = ic_index_slot(set, way);
-	evicted = ic->index.ways[slot] & IC_WAY_VALID;
-	ic->index.ways[slot] = oblock | IC_WAY_FILLING;
+	word = ic->index.ways[slot];
+	evicted = word & IC_WAY_VALID;
+	/* An old entry on disk now names a block we no longer know. */
+	ic->index.ways[slot] = oblock | IC_WAY_FILLING |
+			       (word & IC_WAY_ON_DISK ? IC_WAY_ON_DISK : 0);
 	if (evicted) {
 		atomic64_dec(&ic->cached);
 		ic_stat_inc(ic, IC_STAT_EVICTIONS);
@@ -477,9 +558,10 @@ static void ic_fill_unreserve(struct infercache *ic, u64 set,
 {
 	struct ic_set *s = ic_set(ic, set);
 	unsigned long flags;
+	u64 *word = &ic->index.ways[ic_index_slot(set, way)];
 
 	spin_lock_irqsave(&s->lock, flags);
-	ic->index.ways[ic_index_slot(set, way)] = 0;
+	*word &= IC_WAY_ON_DISK;
 	spin_unlock_irqrestore(&s->lock, flags);
 }
 
@@ -575,20 +657,65 @@ static void ic_wt_endio(struct bio *clone)
 	bio_endio(bio);		/* drops the count bio_inc_remaining took */
 }
 
+/*
+ * Send a write on: to the origin, and for a hit also to its slot. The
+ * slot is held by WRITING and inflight, so sleeping is fine here.
+ */
+static void ic_issue_write(struct infercache *ic, struct bio *bio,
+			   struct ic_bio *pb)
+{
+	sector_t offset = dm_target_offset(ic->ti, bio->bi_iter.bi_sector);
+	struct bio *clone;
+
+	if (pb->kind == IC_BIO_HIT_WRITE && !pb->no_copy) {
+		clone = bio_alloc_clone(ic->cache_dev->bdev, bio, GFP_NOIO,
+					&ic->wt_bs);
+		clone->bi_iter.bi_sector =
+			ic_slot_sector(&ic->geo,
+				       ic_index_slot(pb->set, pb->way)) +
+			(offset & (ic_block_sectors(ic) - 1));
+		clone->bi_private = bio;
+		clone->bi_end_io = ic_wt_endio;
+		bio_inc_remaining(bio);
+		submit_bio_noacct(clone);
+	}
+	ic_remap_origin(ic, bio);
+}
+
+/* Hand a bio to the worker that removes stale entries from disk first. */
+static int ic_defer(struct infercache *ic, struct bio *bio)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&ic->defer_lock, flags);
+	bio_list_add(&ic->deferred, bio);
+	spin_unlock_irqrestore(&ic->defer_lock, flags);
+	queue_work(ic->wq, &ic->defer_work);
+	return DM_MAPIO_SUBMITTED;
+}
+
 static int ic_map_write(struct infercache *ic, struct bio *bio,
 			struct ic_bio *pb)
 {
 	sector_t offset = dm_target_offset(ic->ti, bio->bi_iter.bi_sector);
 	u64 oblock = offset >> ic->block_shift;
-	bool hit = false, dropped = false;
-	struct bio *clone;
+	bool hit = false, dropped = false, sync;
 	unsigned long flags;
 	struct ic_set *s;
 	u64 set, slot = 0;
 	int way;
 
 	ic_stat_inc(ic, IC_STAT_WRITES);
-	if (unlikely(oblock >= ic->origin_blocks || ic_degraded(ic))) {
+	pb->cache_failed = false;
+	pb->no_copy = false;
+	if (unlikely(oblock >= ic->origin_blocks)) {
+		ic_remap_origin(ic, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+	if (unlikely(ic_degraded(ic))) {
+		/* Entries on disk may go stale: say so there first. */
+		if (!test_bit(IC_ERRORS_RECORDED, &ic->flags))
+			return ic_defer(ic, bio);
 		ic_remap_origin(ic, bio);
 		return DM_MAPIO_REMAPPED;
 	}
@@ -613,12 +740,15 @@ static int ic_map_write(struct infercache *ic, struct bio *bio,
 			 */
 			dropped = ic_index_invalidate(&ic->index, slot);
 		} else {
-			ic->index.ways[slot] = word | IC_WAY_WRITING;
+			/* The data changes: not what a commit flushed. */
+			ic->index.ways[slot] = (word | IC_WAY_WRITING) &
+					       ~IC_WAY_COMMITTING;
 			ic->index.inflight[slot]++;
 			ic_policy_hit(&ic->index, set, way);
 			hit = true;
 		}
 	}
+	sync = ic_meta_needs_sync(&ic->index, set, oblock);
 	spin_unlock_irqrestore(&s->lock, flags);
 
 	if (dropped)
@@ -627,29 +757,20 @@ static int ic_map_write(struct infercache *ic, struct bio *bio,
 	pb->set = set;
 	pb->way = hit ? way : 0;
 	pb->kind = hit ? IC_BIO_HIT_WRITE : IC_BIO_MISS_WRITE;
-	pb->cache_failed = false;
-	if (!hit) {
-		ic_remap_origin(ic, bio);
-		return DM_MAPIO_REMAPPED;
-	}
-
-	/* The slot is held by WRITING and inflight: sleeping is fine now. */
-	ic_stat_inc(ic, IC_STAT_WRITE_HITS);
-	clone = bio_alloc_clone(ic->cache_dev->bdev, bio, GFP_NOIO,
-				&ic->wt_bs);
-	clone->bi_iter.bi_sector = ic_slot_sector(&ic->geo, slot) +
-				   (offset & (ic_block_sectors(ic) - 1));
-	clone->bi_private = bio;
-	clone->bi_end_io = ic_wt_endio;
-	bio_inc_remaining(bio);
-	submit_bio_noacct(clone);
-
-	ic_remap_origin(ic, bio);
+	if (hit)
+		ic_stat_inc(ic, IC_STAT_WRITE_HITS);
+	if (sync)
+		return ic_defer(ic, bio);
+	ic_issue_write(ic, bio, pb);
 	return DM_MAPIO_REMAPPED;
 }
 
-/* Forget every cached block in [begin, end). */
-static void ic_invalidate_range(struct infercache *ic, u64 begin, u64 end)
+/*
+ * Forget every cached block in [begin, end); mark in @sync the sets whose
+ * entries on disk may still vouch for one of them.
+ */
+static void ic_invalidate_range(struct infercache *ic, u64 begin, u64 end,
+				unsigned long *sync)
 {
 	struct ic_index *idx = &ic->index;
 	unsigned long flags;
@@ -664,6 +785,8 @@ static void ic_invalidate_range(struct infercache *ic, u64 begin, u64 end)
 			way = ic_index_find(idx, set, oblock);
 			if (way >= 0)
 				ic_invalidate_slot(ic, ic_index_slot(set, way));
+			if (ic_meta_needs_sync(idx, set, oblock))
+				set_bit(set, sync);
 			spin_unlock_irqrestore(&idx->sets[set].lock, flags);
 		}
 		return;
@@ -682,6 +805,10 @@ static void ic_invalidate_range(struct infercache *ic, u64 begin, u64 end)
 			if ((word & IC_WAY_PRESENT) &&
 			    oblock >= begin && oblock < end)
 				ic_invalidate_slot(ic, slot);
+			if ((word & IC_WAY_RECLAIM) ||
+			    ((word & IC_WAY_DURABLE) &&
+			     oblock >= begin && oblock < end))
+				set_bit(set, sync);
 		}
 		spin_unlock_irqrestore(&idx->sets[set].lock, flags);
 		if (!(set % 1024))
@@ -702,11 +829,133 @@ static int ic_map_discard(struct infercache *ic, struct bio *bio,
 	/* Before invalidating, so no fill can start and read old data. */
 	atomic_inc(&ic->discards_inflight);
 	pb->kind = IC_BIO_DISCARD;
-	if (first < last)
-		ic_invalidate_range(ic, first, last);
+	if (first >= last && !ic_degraded(ic)) {
+		ic_remap_origin(ic, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+	/* The invalidation may have to write metadata: in the worker. */
+	return ic_defer(ic, bio);
+}
 
-	ic_remap_origin(ic, bio);
-	return DM_MAPIO_REMAPPED;
+/* Worker: invalidate what a discard covers, on disk too. */
+static void ic_discard_prepare(struct infercache *ic, struct bio *bio)
+{
+	sector_t begin = dm_target_offset(ic->ti, bio->bi_iter.bi_sector);
+	sector_t end = begin + bio_sectors(bio);
+	u64 first = begin >> ic->block_shift;
+	u64 last = min_t(u64, DIV_ROUND_UP_ULL(end, ic_block_sectors(ic)),
+			 ic->origin_blocks);
+
+	if (first >= last)
+		return;
+	mutex_lock(&ic->discard_lock);
+	ic_invalidate_range(ic, first, last, ic->discard_sets);
+	if (ic_degraded(ic))
+		bitmap_zero(ic->discard_sets, ic->geo.nr_sets);
+	else if (ic_meta_sync_sets(&ic->meta, ic->discard_sets))
+		ic_cache_error(ic);
+	mutex_unlock(&ic->discard_lock);
+}
+
+/*
+ * Note a cache error in the superblock before any write goes to the origin
+ * alone: the next load must not trust entries that may now be stale.
+ */
+static void ic_record_errors(struct infercache *ic)
+{
+	if (test_bit(IC_ERRORS_RECORDED, &ic->flags))
+		return;
+	mutex_lock(&ic->errors_lock);
+	if (!test_bit(IC_ERRORS_RECORDED, &ic->flags)) {
+		if (ic_meta_write_sb(&ic->meta, IC_SB_ERRORS, IC_SB_CLEAN,
+				     false))
+			DMERR("%s: cannot record the error on disk: format the cache before reuse",
+			      ic->cache_dev->name);
+		set_bit(IC_ERRORS_RECORDED, &ic->flags);
+	}
+	mutex_unlock(&ic->errors_lock);
+}
+
+static void ic_defer_work(struct work_struct *work)
+{
+	struct infercache *ic = container_of(work, struct infercache,
+					     defer_work);
+	struct bio_list bios;
+	struct bio *bio;
+
+	spin_lock_irq(&ic->defer_lock);
+	bios = ic->deferred;
+	bio_list_init(&ic->deferred);
+	spin_unlock_irq(&ic->defer_lock);
+
+	while ((bio = bio_list_pop(&bios))) {
+		struct ic_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+
+		switch (pb->kind) {
+		case IC_BIO_HIT_WRITE:
+		case IC_BIO_MISS_WRITE:
+			if (!ic_degraded(ic) &&
+			    ic_meta_sync_set(&ic->meta, pb->set))
+				ic_cache_error(ic);
+			if (ic_degraded(ic))
+				pb->no_copy = true;
+			break;
+		case IC_BIO_DISCARD:
+			ic_discard_prepare(ic, bio);
+			break;
+		default:
+			break;
+		}
+		if (ic_degraded(ic))
+			ic_record_errors(ic);
+		ic_issue_write(ic, bio, pb);
+		submit_bio_noacct(bio);
+	}
+}
+
+/*
+ * Make everything settled stable on both devices and described on the
+ * cache device. Returns the origin's flush error; a cache error degrades.
+ */
+static int ic_commit(struct infercache *ic)
+{
+	bool cache_error;
+	int r;
+
+	if (ic_degraded(ic) || !ic->activated)
+		return blkdev_issue_flush(ic->origin_dev->bdev);
+	r = ic_meta_commit(&ic->meta, &cache_error);
+	if (cache_error) {
+		ic_cache_error(ic);
+		ic_record_errors(ic);
+	}
+	return r;
+}
+
+/* Periodic commits, and the group commit of waiting flushes. */
+static void ic_commit_work(struct work_struct *work)
+{
+	struct infercache *ic = container_of(to_delayed_work(work),
+					     struct infercache, commit_work);
+	struct bio_list flushes;
+	struct bio *bio;
+	int r = 0;
+
+	spin_lock_irq(&ic->defer_lock);
+	flushes = ic->flushes;
+	bio_list_init(&ic->flushes);
+	spin_unlock_irq(&ic->defer_lock);
+
+	if (!bio_list_empty(&flushes) || atomic_read(&ic->meta.nr_dirty))
+		r = ic_commit(ic);
+	while ((bio = bio_list_pop(&flushes))) {
+		bio->bi_status = errno_to_blk_status(r);
+		bio_endio(bio);
+	}
+
+	if (!test_bit(IC_SUSPENDED, &ic->flags) && READ_ONCE(ic->commit_ms))
+		queue_delayed_work(ic->wq, &ic->commit_work,
+				   msecs_to_jiffies(READ_ONCE(ic->commit_ms)));
 }
 
 static int infercache_map(struct dm_target *ti, struct bio *bio)
@@ -717,12 +966,17 @@ static int infercache_map(struct dm_target *ti, struct bio *bio)
 	pb->kind = IC_BIO_PASS;
 
 	if (bio->bi_opf & REQ_PREFLUSH) {
-		/* dm core sends one empty flush per device (num_flush_bios). */
-		if (dm_bio_get_target_bio_nr(bio))
-			bio_set_dev(bio, ic->cache_dev->bdev);
-		else
-			bio_set_dev(bio, ic->origin_dev->bdev);
-		return DM_MAPIO_REMAPPED;
+		unsigned long flags;
+
+		/*
+		 * dm core sends data separately: this is an empty flush. A
+		 * commit flushes both devices and describes what they hold.
+		 */
+		spin_lock_irqsave(&ic->defer_lock, flags);
+		bio_list_add(&ic->flushes, bio);
+		spin_unlock_irqrestore(&ic->defer_lock, flags);
+		mod_delayed_work(ic->wq, &ic->commit_work, 0);
+		return DM_MAPIO_SUBMITTED;
 	}
 
 	switch (bio_op(bio)) {
@@ -808,9 +1062,10 @@ static int infercache_end_io(struct dm_target *ti, struct bio *bio,
 		ic->index.inflight[slot]--;
 		ic->index.ways[slot] &= ~IC_WAY_WRITING;
 		s->writes_inflight--;
-		if (*error || pb->cache_failed)
+		if (*error || pb->cache_failed || pb->no_copy)
 			ic_invalidate_slot(ic, slot);
 		spin_unlock_irqrestore(&s->lock, flags);
+		ic_meta_set_dirty(&ic->meta, pb->set);
 		if (pb->cache_failed)
 			ic_cache_error(ic);
 		break;
@@ -845,6 +1100,30 @@ static int ic_parse_seq_threshold(const char *val, unsigned int *bytes)
 	return 0;
 }
 
+static int ic_parse_commit_ms(const char *val, unsigned int *ms)
+{
+	unsigned int v;
+
+	if (kstrtouint(val, 10, &v) || v > IC_MAX_COMMIT_MS)
+		return -EINVAL;
+	*ms = v;
+	return 0;
+}
+
+static int ic_parse_origin_tag(const char *val, char *tag)
+{
+	size_t len = strlen(val), i;
+
+	if (!len || len >= IC_ORIGIN_TAG_BYTES)
+		return -EINVAL;
+	for (i = 0; i < len; i++)
+		if (!isalnum(val[i]) && !strchr("._:-", val[i]))
+			return -EINVAL;
+	memset(tag, 0, IC_ORIGIN_TAG_BYTES);
+	memcpy(tag, val, len);
+	return 0;
+}
+
 static void ic_set_seq_threshold(struct infercache *ic, unsigned int bytes)
 {
 	ic->seq_threshold_bytes = bytes;
@@ -870,7 +1149,7 @@ static int ic_parse_opts(struct infercache *ic, struct dm_arg_set *as,
 
 	while (as->argc) {
 		const char *key = dm_shift_arg(as);
-		const char *val = dm_shift_arg(as);
+		const char *val = NULL;
 		enum ic_opt opt;
 
 		if (!strcasecmp(key, "mode")) {
@@ -879,11 +1158,19 @@ static int ic_parse_opts(struct infercache *ic, struct dm_arg_set *as,
 			opt = IC_OPT_BLOCK_SIZE;
 		} else if (!strcasecmp(key, "sequential_threshold")) {
 			opt = IC_OPT_SEQ_THRESHOLD;
+		} else if (!strcasecmp(key, "commit_interval")) {
+			opt = IC_OPT_COMMIT_INTERVAL;
+		} else if (!strcasecmp(key, "origin_tag")) {
+			opt = IC_OPT_ORIGIN_TAG;
+		} else if (!strcasecmp(key, "format")) {
+			opt = IC_OPT_FORMAT;
 		} else {
 			*error = "Unknown optional argument";
 			return -EINVAL;
 		}
-		if (!val) {
+		if (opt != IC_OPT_FORMAT)
+			val = dm_shift_arg(as);
+		if (!val && opt != IC_OPT_FORMAT) {
 			*error = "Missing value for optional argument";
 			return -EINVAL;
 		}
@@ -921,6 +1208,21 @@ static int ic_parse_opts(struct infercache *ic, struct dm_arg_set *as,
 				return -EINVAL;
 			}
 			break;
+		case IC_OPT_COMMIT_INTERVAL:
+			if (ic_parse_commit_ms(val, &ic->commit_ms_table)) {
+				*error = IC_COMMIT_INTERVAL_ERROR;
+				return -EINVAL;
+			}
+			break;
+		case IC_OPT_ORIGIN_TAG:
+			if (ic_parse_origin_tag(val, ic->origin_tag)) {
+				*error = IC_ORIGIN_TAG_ERROR;
+				return -EINVAL;
+			}
+			break;
+		case IC_OPT_FORMAT:
+			ic->format = true;
+			break;
 		case IC_NR_OPTS:
 			break;
 		}
@@ -928,10 +1230,22 @@ static int ic_parse_opts(struct infercache *ic, struct dm_arg_set *as,
 	return 0;
 }
 
+static bool ic_has_opt(struct infercache *ic, enum ic_opt opt)
+{
+	unsigned int i;
+
+	for (i = 0; i < ic->nr_opts; i++)
+		if (ic->opts[i] == opt)
+			return true;
+	return false;
+}
+
 static void ic_free(struct infercache *ic)
 {
 	if (ic->wq)
 		destroy_workqueue(ic->wq);
+	ic_meta_exit(&ic->meta);
+	kvfree(ic->discard_sets);
 	mempool_exit(&ic->page_pool);
 	bioset_exit(&ic->fill_bs);
 	bioset_exit(&ic->wt_bs);
@@ -972,13 +1286,99 @@ static int ic_open_devices(struct infercache *ic, struct dm_arg_set *as,
 	return 0;
 }
 
+/*
+ * Read the superblock and decide: load it, format a blank device, or refuse
+ * one that belongs to another origin or block size (unless "format").
+ */
+static int ic_check_superblock(struct infercache *ic, char **error)
+{
+	struct block_device *cache = ic->cache_dev->bdev;
+	const char *name = ic->cache_dev->name;
+	enum ic_sb_status st[IC_SB_COPIES];
+	struct ic_sb sb[IC_SB_COPIES];
+	const char *why[IC_SB_COPIES];
+	int r, best, i;
+
+	if (bdev_nr_sectors(cache) <
+	    ic_geometry_min_sectors(IC_MIN_BLOCK_SECTORS)) {
+		*error = "Cache device too small";
+		return -EINVAL;
+	}
+	if (bdev_logical_block_size(cache) >
+	    IC_SB_SLOT_SECTORS << SECTOR_SHIFT) {
+		*error = "Cache device logical block size above 4096 bytes is not supported";
+		return -EINVAL;
+	}
+	r = ic_meta_read_sb(cache, st, sb, why);
+	if (r) {
+		*error = "Cannot read the cache device superblock";
+		return r;
+	}
+	if (ic->format)
+		return 0;
+
+	best = ic_sb_choose(st, sb);
+	if (best < 0) {
+		if (st[0] == IC_SB_BLANK && st[1] == IC_SB_BLANK) {
+			ic->format = true;
+			return 0;
+		}
+		if (st[0] == IC_SB_CORRUPT || st[1] == IC_SB_CORRUPT) {
+			DMERR("%s: superblock copy 0: %s; copy 1: %s", name,
+			      why[0] ?: "blank", why[1] ?: "blank");
+			*error = IC_SB_DAMAGED_ERROR;
+			return -EINVAL;
+		}
+		*error = IC_SB_FOREIGN_ERROR;
+		return -EINVAL;
+	}
+	for (i = 0; i < IC_SB_COPIES; i++)
+		if (st[i] != IC_SB_OK)
+			DMWARN("%s: superblock copy %d is bad (%s): using copy %d",
+			       name, i, why[i] ?: "blank", best);
+	ic->sb = sb[best];
+
+	if (ic_has_opt(ic, IC_OPT_BLOCK_SIZE) &&
+	    ic->block_size != ic->sb.block_sectors << SECTOR_SHIFT) {
+		*error = IC_SB_BLOCK_ERROR;
+		return -EINVAL;
+	}
+	ic->block_size = ic->sb.block_sectors << SECTOR_SHIFT;
+	if (ic->sb.origin_sectors != ic->ti->len) {
+		DMERR("%s: formatted for an origin of %llu sectors, the table has %llu",
+		      name, ic->sb.origin_sectors, (u64)ic->ti->len);
+		*error = IC_SB_ORIGIN_ERROR;
+		return -EINVAL;
+	}
+	if (memcmp(ic->sb.origin_tag, ic->origin_tag, IC_ORIGIN_TAG_BYTES)) {
+		DMERR("%s: formatted with origin_tag '%.*s', the table has '%s'",
+		      name, IC_ORIGIN_TAG_BYTES, ic->sb.origin_tag,
+		      ic->origin_tag);
+		*error = IC_SB_TAG_ERROR;
+		return -EINVAL;
+	}
+	if (bdev_nr_sectors(cache) < ic->sb.cache_sectors) {
+		*error = IC_SB_SHRUNK_ERROR;
+		return -EINVAL;
+	}
+	if (ic->sb.flags & IC_SB_ERRORS) {
+		DMWARN("%s: the cache device had I/O errors when last used: re-formatting it",
+		       name);
+		ic->format = true;
+	}
+	return 0;
+}
+
 static int ic_setup_geometry(struct infercache *ic, char **error)
 {
 	u64 cache_sectors = bdev_nr_sectors(ic->cache_dev->bdev);
 	u32 block_sectors = ic->block_size >> SECTOR_SHIFT;
-	int r;
+	int r = 0;
 
-	r = ic_geometry_init(&ic->geo, cache_sectors, block_sectors);
+	if (ic->format)
+		r = ic_geometry_init(&ic->geo, cache_sectors, block_sectors);
+	else
+		ic_sb_geometry(&ic->sb, &ic->geo);	/* the layout on disk */
 	if (r) {
 		*error = "Cache device too small";
 		return r;
@@ -1032,6 +1432,17 @@ static int ic_alloc_runtime(struct infercache *ic, char **error)
 		*error = "Cannot allocate workqueue";
 		return -ENOMEM;
 	}
+
+	ic->discard_sets = kvcalloc(BITS_TO_LONGS(ic->geo.nr_sets),
+				    sizeof(unsigned long), GFP_KERNEL);
+	r = ic->discard_sets ? 0 : -ENOMEM;
+	if (!r)
+		r = ic_meta_init(&ic->meta, ic->cache_dev->bdev,
+				 ic->origin_dev->bdev, &ic->index, &ic->geo);
+	if (r) {
+		*error = "Cannot allocate metadata state";
+		return r;
+	}
 	return 0;
 }
 
@@ -1044,6 +1455,11 @@ static int ic_alloc_runtime(struct infercache *ic, char **error)
  *   sequential_threshold <bytes>
  *                         (4 MiB default; 0 is off) misses of a sequential
  *                         stream past this many bytes are not filled
+ *   commit_interval <ms>  (1000 default; 0: only on flush and suspend)
+ *   origin_tag <tag>      identity of the origin, kept in the superblock
+ *   format                (no value) re-format the cache device
+ * A blank cache device (first 8 KiB zero) is formatted; a formatted one is
+ * loaded at the first resume.
  */
 static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 			  char **argv)
@@ -1066,6 +1482,15 @@ static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 	ic->mode = IC_MODE_WRITETHROUGH;
 	ic->block_size = IC_DEFAULT_BLOCK_SIZE;
 	ic->seq_threshold_bytes = IC_DEFAULT_SEQ_THRESHOLD;
+	ic->commit_ms_table = IC_DEFAULT_COMMIT_MS;
+	set_bit(IC_SUSPENDED, &ic->flags);
+	mutex_init(&ic->errors_lock);
+	mutex_init(&ic->discard_lock);
+	spin_lock_init(&ic->defer_lock);
+	bio_list_init(&ic->deferred);
+	bio_list_init(&ic->flushes);
+	INIT_WORK(&ic->defer_work, ic_defer_work);
+	INIT_DELAYED_WORK(&ic->commit_work, ic_commit_work);
 	spin_lock_init(&ic->streams_lock);
 	atomic_set(&ic->nr_fills, 0);
 	atomic_set(&ic->discards_inflight, 0);
@@ -1080,6 +1505,8 @@ static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 	if (!r)
 		ic_set_seq_threshold(ic, ic->seq_threshold_bytes);
 	if (!r)
+		r = ic_check_superblock(ic, &ti->error);
+	if (!r)
 		r = ic_setup_geometry(ic, &ti->error);
 	if (!r)
 		r = ic_alloc_runtime(ic, &ti->error);
@@ -1092,7 +1519,8 @@ static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 
 	ti->private = ic;
 	ti->per_io_data_size = sizeof(struct ic_bio);
-	ti->num_flush_bios = 2;
+	ic->commit_ms = ic->commit_ms_table;
+	ti->num_flush_bios = 1;
 	if (bdev_max_discard_sectors(ic->origin_dev->bdev)) {
 		ic->discard_passdown = true;
 		ti->num_discard_bios = 1;
@@ -1105,18 +1533,113 @@ static void infercache_dtr(struct dm_target *ti)
 {
 	struct infercache *ic = ti->private;
 
+	/* Suspended (or never resumed): postsuspend wrote what there was. */
+	cancel_delayed_work_sync(&ic->commit_work);
 	ic_wait_for_fills(ic);
 	flush_workqueue(ic->wq);
 	ic_free(ic);
+}
+
+static void ic_load_policy(struct infercache *ic)
+{
+	struct ic_index *idx = &ic->index;
+	unsigned int w;
+	u64 set;
+
+	/* Give loaded blocks the standing of one hit against newcomers. */
+	for (set = 0; set < idx->nr_sets; set++) {
+		for (w = 0; w < IC_WAYS; w++)
+			if (idx->ways[ic_index_slot(set, w)] & IC_WAY_VALID)
+				ic_policy_hit(idx, set, w);
+		if (!(set % 1024))
+			cond_resched();
+	}
+}
+
+/* First resume: format or load the cache device. */
+static int ic_activate(struct infercache *ic)
+{
+	const char *name = ic->cache_dev->name;
+	int r;
+
+	if (ic->format) {
+		struct ic_sb id = { .origin_sectors = ic->ti->len };
+
+		memcpy(id.origin_tag, ic->origin_tag, IC_ORIGIN_TAG_BYTES);
+		r = ic_meta_format(&ic->meta, &id);
+		if (r) {
+			DMERR("%s: cannot format the cache device: error %d",
+			      name, r);
+			return r;
+		}
+		DMINFO("%s: formatted: %llu slots of %u bytes for an origin of %llu sectors",
+		       name, ic->geo.nr_slots, ic->block_size,
+		       (u64)ic->ti->len);
+	} else {
+		r = ic_meta_load(&ic->meta, &ic->sb, ic->origin_blocks,
+				 &ic->loaded, &ic->dropped);
+		if (r) {
+			DMERR("%s: cannot read the cache metadata: error %d",
+			      name, r);
+			memset(ic->index.ways, 0,
+			       ic->geo.nr_slots * sizeof(*ic->index.ways));
+			return r;
+		}
+		ic_load_policy(ic);
+		atomic64_set(&ic->cached, ic->loaded);
+		DMINFO("%s: loaded %llu blocks, dropped %llu damaged entries (%s shutdown)",
+		       name, ic->loaded, ic->dropped,
+		       ic->sb.flags & IC_SB_CLEAN ? "clean" : "unclean");
+	}
+	ic->activated = true;
+	return 0;
+}
+
+static int infercache_preresume(struct dm_target *ti)
+{
+	struct infercache *ic = ti->private;
+	bool first = !ic->activated;
+	int r;
+
+	if (first) {
+		r = ic_activate(ic);
+		if (r)
+			return r;
+	}
+	if (!ic_degraded(ic)) {
+		/* In use: not clean until the next suspend says so. */
+		r = ic_meta_write_sb(&ic->meta, 0, IC_SB_CLEAN, first);
+		if (r) {
+			DMERR("%s: cannot write the superblock: error %d",
+			      ic->cache_dev->name, r);
+			return r;
+		}
+	}
+	clear_bit(IC_SUSPENDED, &ic->flags);
+	if (ic->commit_ms)
+		queue_delayed_work(ic->wq, &ic->commit_work,
+				   msecs_to_jiffies(ic->commit_ms));
+	return 0;
 }
 
 static void infercache_postsuspend(struct dm_target *ti)
 {
 	struct infercache *ic = ti->private;
 
+	set_bit(IC_SUSPENDED, &ic->flags);
+	cancel_delayed_work_sync(&ic->commit_work);
 	/* dm core drained our callers; fills may outlive them. */
 	ic_wait_for_fills(ic);
 	flush_workqueue(ic->wq);
+	if (!ic->activated)
+		return;
+
+	/* Describe everything, then say the shutdown was clean. */
+	if (!ic_degraded(ic) && !ic_commit(ic) && !ic_degraded(ic) &&
+	    ic_meta_write_sb(&ic->meta, IC_SB_CLEAN, 0, false))
+		ic_cache_error(ic);
+	if (ic_degraded(ic))
+		ic_record_errors(ic);
 }
 
 static void ic_sum_stats(struct infercache *ic, u64 *sum)
@@ -1143,8 +1666,9 @@ static const char *ic_mode_name(enum ic_mode mode)
  *   <block size> <cached>/<total blocks> <reads> <read hits> <read misses>
  *   <fills> <writes> <write hits> <evictions> <discards> <bypasses>
  *   <fill aborts> <cache errors> <mode> <ok|degraded> <rejects>
- *   <sequential>
- * STATUSTYPE_TABLE: the table line, optional arguments as given.
+ *   <sequential> <loaded> <dropped> <commits>
+ * STATUSTYPE_TABLE: the table line, optional arguments as given except
+ * the one-shot "format".
  */
 static void infercache_status(struct dm_target *ti, status_type_t type,
 			      unsigned int status_flags, char *result,
@@ -1167,11 +1691,13 @@ static void infercache_status(struct dm_target *ti, status_type_t type,
 		       ic_degraded(ic) ? "degraded" : "ok");
 		for (; i < IC_NR_STATS; i++)
 			DMEMIT(" %llu", st[i]);
+		DMEMIT(" %llu %llu %llu", ic->loaded, ic->dropped,
+		       READ_ONCE(ic->meta.commits));
 		break;
 
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s %u", ic->cache_dev->name, ic->origin_dev->name,
-		       2 * ic->nr_opts);
+		       2 * (ic->nr_opts - ic_has_opt(ic, IC_OPT_FORMAT)));
 		for (i = 0; i < ic->nr_opts; i++) {
 			switch (ic->opts[i]) {
 			case IC_OPT_MODE:
@@ -1184,6 +1710,14 @@ static void infercache_status(struct dm_target *ti, status_type_t type,
 				DMEMIT(" sequential_threshold %u",
 				       ic->seq_threshold_bytes);
 				break;
+			case IC_OPT_COMMIT_INTERVAL:
+				DMEMIT(" commit_interval %u",
+				       ic->commit_ms_table);
+				break;
+			case IC_OPT_ORIGIN_TAG:
+				DMEMIT(" origin_tag %s", ic->origin_tag);
+				break;
+			case IC_OPT_FORMAT:	/* one-shot: never shown */
 			case IC_NR_OPTS:
 				break;
 			}
@@ -1203,6 +1737,8 @@ static void infercache_status(struct dm_target *ti, status_type_t type,
  *   clear_stats                    zero the counters (not the cached count)
  *   sequential_threshold <bytes>   retune the sequential bypass (0: off);
  *                                  the table keeps what it was created with
+ *   commit_interval <ms>           retune periodic commits (0: off); ditto
+ *   commit                         commit the metadata now
  */
 static int infercache_message(struct dm_target *ti, unsigned int argc,
 			      char **argv, char *result, unsigned int maxlen)
@@ -1225,6 +1761,26 @@ static int infercache_message(struct dm_target *ti, unsigned int argc,
 		}
 		ic_set_seq_threshold(ic, bytes);
 		return 0;
+	}
+	if (argc == 2 && !strcasecmp(argv[0], "commit_interval")) {
+		unsigned int ms;
+
+		if (ic_parse_commit_ms(argv[1], &ms)) {
+			DMERR("%s", IC_COMMIT_INTERVAL_ERROR);
+			return -EINVAL;
+		}
+		WRITE_ONCE(ic->commit_ms, ms);
+		if (ms && !test_bit(IC_SUSPENDED, &ic->flags))
+			mod_delayed_work(ic->wq, &ic->commit_work,
+					 msecs_to_jiffies(ms));
+		return 0;
+	}
+	if (argc == 1 && !strcasecmp(argv[0], "commit")) {
+		if (!ic->activated) {
+			DMERR("commit: the target has not been resumed yet");
+			return -EINVAL;
+		}
+		return ic_commit(ic);
 	}
 
 	DMERR("Unrecognised message received: %s (%u argument%s)",
@@ -1267,12 +1823,13 @@ static void infercache_io_hints(struct dm_target *ti,
 
 static struct target_type infercache_target = {
 	.name = DM_INFERCACHE_TARGET_NAME,
-	.version = {0, 1, 0},
+	.version = {0, 2, 0},
 	.module = THIS_MODULE,
 	.ctr = infercache_ctr,
 	.dtr = infercache_dtr,
 	.map = infercache_map,
 	.end_io = infercache_end_io,
+	.preresume = infercache_preresume,
 	.postsuspend = infercache_postsuspend,
 	.status = infercache_status,
 	.message = infercache_message,

@@ -32,7 +32,7 @@ ic_want reads -eq "$hot" read_hits -ge $((hot * 9 / 10))
 # sequential streams, on an empty cache: 8 MiB = 2048 blocks, the first
 # 4 MiB (1024 blocks) fill, the rest is bypassed
 ic_remove "$IC_ID" || ic_fail "remove failed"
-ic_create_ok "$IC_ID" "$C" "$O"
+ic_create_ok "$IC_ID" "$C" "$O" format
 seq=("${IC_FIO_IO[@]}" --filename="$D" --rw=read --bs=64k --size=8M)
 ic_fio seq1 "${seq[@]}" --name=seq1 --offset=100M || ic_fail "sequential read failed"
 ic_wait "$IC_ID" fills -ge 1000

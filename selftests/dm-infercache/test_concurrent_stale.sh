@@ -32,7 +32,7 @@ for bs in 4096 16384; do
 	bsec=$((bs / 512)) L=${IC_ID}l$bs
 	# header, one block of set metadata, SLOTS data blocks
 	ic_linear "$L" "/dev/${IC_ID}c" $((2048 + bsec + SLOTS * bsec))
-	ic_create_ok "$IC_ID" "/dev/mapper/$L" "$O" block_size "$bs"
+	ic_create_ok "$IC_ID" "/dev/mapper/$L" "$O" block_size "$bs" format
 	ic_snap "$IC_ID"
 	total=${IC_ST[total]}
 	ic_log "block_size $bs: $total cache blocks for $((HOT * 4096 / bs)) hot blocks, ${SECS}s"

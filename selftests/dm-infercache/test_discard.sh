@@ -24,7 +24,7 @@ zero() { # zero DEV OFF LEN
 }
 
 for bs in 4096 65536; do
-	ic_create_ok "$IC_ID" "$C" "$O" block_size "$bs"
+	ic_create_ok "$IC_ID" "$C" "$O" block_size "$bs" format
 	[[ $(cat "/sys/block/$(ic_dev_of "$D")/queue/discard_max_bytes") -gt 0 ]] ||
 		ic_fail "the target does not support discard (origin does)"
 	n=$((8 * MB / bs))

@@ -23,7 +23,7 @@ small="--offset=${MB}M --size=$((MB / 4))M --bsrange=512-16k --blockalign=512"
 for bs in 4096 65536; do
 	g1=$((bs / 512)) g2=$((bs / 512 + 1)) g3=$((bs / 512 + 2))
 	ic_log "block_size $bs"
-	ic_create_ok "$IC_ID" "$C" "$O" block_size "$bs"
+	ic_create_ok "$IC_ID" "$C" "$O" block_size "$bs" format
 	lbs=$(cat "/sys/block/$(ic_dev_of "$D")/queue/logical_block_size")
 	# 1: random reads (fills), generation 1 verified after writing, then
 	# generation 2 over cached blocks, verified while writing

@@ -24,7 +24,7 @@ ic_fio prep "${IC_FIO_IO[@]}" $past --do_verify=0 || ic_fail "preparing the orig
 for bs in 65536 16384; do
 	ic_track "$IC_ID"
 	ic_mark "create $bs"
-	dmsetup create "$IC_ID" --table "0 $LEN infercache $C $O 2 block_size $bs" ||
+	dmsetup create "$IC_ID" --table "0 $LEN infercache $C $O 3 block_size $bs format" ||
 		ic_fail "creating a $LEN-sector target over a larger origin failed"
 	ic_expect "size" "$(blockdev --getsz "$D")" -eq "$LEN"
 	ic_fio "tail$bs" "${IC_FIO_IO[@]}" $(ic_gen "$bs" "$D" --bsrange=4k-64k --size=$((LEN * 512)) --do_verify=1) ||

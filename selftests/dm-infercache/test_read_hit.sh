@@ -30,7 +30,7 @@ for i in 0 1; do
 	# shellcheck disable=SC2207
 	rd=(--name=rd --filename="$D" "${IC_FIO_IO[@]}" --rw=randread --bs="$bs"
 		--offset=$((i * MB))M --size="${MB}M" $(pat "$bs"))
-	ic_create_ok "$IC_ID" "$C" "$O" block_size "$bs"
+	ic_create_ok "$IC_ID" "$C" "$O" block_size "$bs" format
 	ic_fio "cold$bs" "${rd[@]}" || ic_fail "first read failed"
 	ic_wait "$IC_ID" fills -ge "$n" || { ic_show "$IC_ID"; ic_fail "fills did not reach $n"; }
 	ic_show "$IC_ID"

@@ -82,6 +82,15 @@ for v in x 1073741825; do
 	bad "$SEQ" "$C $O 2 sequential_threshold $v"
 done
 bad "Optional argument given twice" "$C $O 4 sequential_threshold 0 sequential_threshold 0"
+CI="Invalid commit_interval: must be 0 \(only on flush\) to 600000 ms"
+for v in x -1 600001 4294967296; do
+	bad "$CI" "$C $O 2 commit_interval $v"
+done
+TAG="Invalid origin_tag: 1 to 31 characters of A-Z a-z 0-9 \. _ : -"
+for v in 'a/b' 'a,b' "$(printf 'x%.0s' {1..32})"; do
+	bad "$TAG" "$C $O 2 origin_tag $v"
+done
+bad "Optional argument given twice" "$C $O 2 format format"
 bad "Cache device too small" "$T $O 0"
 bad "Origin device is smaller than the target" "$C $O 0" $((SZ + 8))
 
@@ -90,6 +99,8 @@ check_messages
 good() { # good OPTION-WORDS...
 	local want="0 $SZ infercache $CM $OM $#${*:+ $*}" got bs=4096
 	ic_mark "good: $*"
+	# a blank cache takes any geometry (a formatted one keeps its own)
+	dd if=/dev/zero of="$C" bs=8k count=1 oflag=direct status=none
 	if ! dmsetup create "$N" --table "0 $SZ infercache $C $O $# $*" >/dev/null 2>&1; then
 		ic_log "refused: '$*': $(ic_klog_since | grep -o 'infercache: .*' | head -n 1)"
 		fails=$((fails + 1)); return
@@ -115,14 +126,20 @@ good block_size 65536 mode writethrough
 good block_size 4096
 good sequential_threshold 0
 good mode writethrough block_size 8192 sequential_threshold 1048576
+good commit_interval 0 origin_tag wwn-0x5000c500a1b2c3d4
+good origin_tag a.b_c:d-9 commit_interval 600000
 
-# messages: clear_stats and sequential_threshold are taken, others refused
+# messages: clear_stats, sequential_threshold, commit_interval and commit
+# are taken, others refused
+dd if=/dev/zero of="$C" bs=8k count=1 oflag=direct status=none
 ic_create_ok "$N" "$C" "$O"
-for m in "clear_stats" "sequential_threshold 0" "sequential_threshold 8388608"; do
+for m in "clear_stats" "sequential_threshold 0" "sequential_threshold 8388608" \
+	"commit_interval 0" "commit_interval 250" "commit"; do
 	# shellcheck disable=SC2086 # a message is several words
 	dmsetup message "$N" 0 $m || { ic_log "message '$m' refused"; fails=$((fails + 1)); }
 done
-for m in "bogus" "clear_stats now" "sequential_threshold" "sequential_threshold x" "sequential_threshold 1073741825"; do
+for m in "bogus" "clear_stats now" "sequential_threshold" "sequential_threshold x" "sequential_threshold 1073741825" \
+	"commit now" "commit_interval" "commit_interval 600001" "commit_interval -1"; do
 	# shellcheck disable=SC2086
 	dmsetup message "$N" 0 $m 2>/dev/null && { ic_log "message '$m' accepted"; fails=$((fails + 1)); }
 done

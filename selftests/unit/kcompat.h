@@ -44,6 +44,7 @@ static inline u32 crc32c(u32 crc, const void *buf, size_t len)
 
 #define U16_MAX		((u16)~0U)
 #define U32_MAX		((u32)~0U)
+#define BIT(n)		(1UL << (n))
 #define BIT_ULL(n)	(1ULL << (n))
 #define GFP_KERNEL	0
 

@@ -24,9 +24,9 @@
 ic_init
 ic_require fio dd
 
-N=$(ic_full 2000 8000)			# hot blocks (4 KiB)
-OMB=$(ic_full 32 128)			# origin: 4x (full: 4x) the hot set
-CMB=$(ic_full 64 256)			# cache: room for 16x the hot set
+N=$(ic_full 1000 8000)			# hot blocks (4 KiB)
+OMB=$(ic_full 16 128)			# origin: 4x the hot set
+CMB=$(ic_full 64 256)			# cache: 16x (full: 8x) the hot set
 TAG=ic-warm.v1
 ic_origin "${IC_ID}o" "$OMB" 50000
 ic_origin "${IC_ID}p" $((OMB + 4)) 50000	# another origin size

@@ -18,7 +18,9 @@
 # run.sh turns that into KTAP). Environment: RB_FULL=1 (or IC_FULL=1) long
 # counts, RB_BOOT_TIMEOUT (seconds per boot, default 300: a hung guest
 # fails the test instead of hanging it), RB_MEM (guest MB, default 1024:
-# init_on_free zeroes it all at every boot), RB_SEED (random seed).
+# init_on_free zeroes it all at every boot), RB_SEED (random seed),
+# RB_KO (the module the guest loads, default the repository's
+# dm-infercache.ko; not below /tmp, which the guest does not see).
 # shellcheck shell=bash disable=SC2034
 
 RB_SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -29,6 +31,7 @@ ic_prog=$(basename "$0")
 RB_FULL=${RB_FULL:-${IC_FULL:-0}}
 RB_BOOT_TIMEOUT=${RB_BOOT_TIMEOUT:-300}
 RB_MEM=${RB_MEM:-1024}
+RB_KO=$(readlink -f "${RB_KO:-$IC_REPO/dm-infercache.ko}")
 RB_TEST=$(basename "$0" .sh)
 RB_WORK=$IC_BUILD/reboot/$RB_TEST
 RB_VMRUN=$IC_REPO/tools/vm/vm-run
@@ -62,12 +65,13 @@ rb_init() {
 	trap rb__exit EXIT
 	trap 'rb_log "interrupted"; exit 130' INT
 	trap 'rb_log "terminated (runner timeout?)"; exit 124' TERM
-	[[ -f "$IC_REPO/dm-infercache.ko" ]] || rb_fail "module not built: $IC_REPO/dm-infercache.ko (run make)"
+	[[ -f "$RB_KO" ]] || rb_fail "module not built: $RB_KO (run make)"
+	case $RB_KO in /tmp/*|/run/*|/var/tmp/*) rb_fail "RB_KO=$RB_KO: the guest has its own /tmp, /run, /var/tmp" ;; esac
 	[[ -x "$RB_VMRUN" ]] || rb_fail "no $RB_VMRUN"
 	rm -rf -- "$RB_WORK"
 	mkdir -p "$RB_WORK"
 	RANDOM=$RB_SEED
-	rb_log "$RB_TEST: RB_FULL=$RB_FULL seed $RB_SEED, work dir ${RB_WORK#"$IC_REPO"/}"
+	rb_log "$RB_TEST: RB_FULL=$RB_FULL seed $RB_SEED, module $RB_KO, work dir ${RB_WORK#"$IC_REPO"/}"
 }
 
 rb_disk() { # rb_disk nvme|virtio NAME SIZE: new sparse file, kept for all boots
@@ -95,7 +99,7 @@ rb_boot() {
 	rb_log "---- boot $RB_BOOTS: $*"
 	t0=$SECONDS
 	"$RB_VMRUN" "${RB_DISKS[@]}" "${vmargs[@]}" --out "$RB_OUT" --timeout "$RB_BOOT_TIMEOUT" --mem "$RB_MEM" \
-		-- env RB_BOOT="$RB_BOOTS" "$@" </dev/null 2>&1 || st=$?
+		-- env RB_BOOT="$RB_BOOTS" IC_KO="$RB_KO" "$@" </dev/null 2>&1 || st=$?
 	RB_TIMES+=("$RB_BOOTS:$((SECONDS - t0)):$st")
 	return "$st"
 }

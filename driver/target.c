@@ -140,7 +140,7 @@ struct ic_stats {
 
 /* Bits in infercache.flags. */
 #define IC_DEGRADED		0	/* a cache device error: origin only */
-#define IC_ERRORS_RECORDED	1	/* the superblock says so (or cannot) */
+#define IC_ERRORS_RECORDED	1	/* the superblock says so */
 #define IC_SUSPENDED		2	/* no periodic commits */
 
 struct infercache {
@@ -175,6 +175,7 @@ struct infercache {
 	unsigned int commit_ms;		/* 0: no periodic commits */
 	struct delayed_work commit_work;
 	struct mutex errors_lock;	/* recording IC_SB_ERRORS */
+	unsigned long errors_tried;	/* jiffies of the last failed try */
 	struct mutex discard_lock;	/* protects discard_sets */
 	unsigned long *discard_sets;	/* sets a discard must sync */
 	spinlock_t defer_lock;		/* protects deferred and flushes */
@@ -860,20 +861,51 @@ static void ic_discard_prepare(struct infercache *ic, struct bio *bio)
 /*
  * Note a cache error in the superblock before any write goes to the origin
  * alone: the next load must not trust entries that may now be stale.
+ * Returns whether the superblock says so. A failed try is repeated at most
+ * once a second (a transient error may pass).
  */
-static void ic_record_errors(struct infercache *ic)
+static bool ic_record_errors(struct infercache *ic)
 {
 	if (test_bit(IC_ERRORS_RECORDED, &ic->flags))
-		return;
+		return true;
 	mutex_lock(&ic->errors_lock);
-	if (!test_bit(IC_ERRORS_RECORDED, &ic->flags)) {
-		if (ic_meta_write_sb(&ic->meta, IC_SB_ERRORS, IC_SB_CLEAN,
-				     false))
-			DMERR("%s: cannot record the error on disk: format the cache before reuse",
-			      ic->cache_dev->name);
-		set_bit(IC_ERRORS_RECORDED, &ic->flags);
+	if (!test_bit(IC_ERRORS_RECORDED, &ic->flags) &&
+	    (!ic->errors_tried || time_after(jiffies, ic->errors_tried + HZ))) {
+		if (!ic_meta_write_sb(&ic->meta, IC_SB_ERRORS, IC_SB_CLEAN,
+				      false)) {
+			set_bit(IC_ERRORS_RECORDED, &ic->flags);
+		} else {
+			if (!ic->errors_tried)
+				DMERR("%s: cannot mark the cache untrusted: %s",
+				      ic->cache_dev->name,
+				      "writes to blocks it holds fail");
+			ic->errors_tried = jiffies ?: 1;
+		}
 	}
 	mutex_unlock(&ic->errors_lock);
+	return test_bit(IC_ERRORS_RECORDED, &ic->flags);
+}
+
+/*
+ * Degraded, and the superblock cannot say so: may the cache device still
+ * hold an entry for the block @bio writes? Then the write must fail, or a
+ * later load could serve the old copy.
+ */
+static bool ic_write_vouched(struct infercache *ic, struct bio *bio)
+{
+	sector_t offset = dm_target_offset(ic->ti, bio->bi_iter.bi_sector);
+	u64 oblock = offset >> ic->block_shift;
+	unsigned long flags;
+	bool vouched;
+	u64 set;
+
+	if (oblock >= ic->origin_blocks)
+		return false;
+	set = ic_index_set(&ic->index, oblock);
+	spin_lock_irqsave(&ic->index.sets[set].lock, flags);
+	vouched = ic_meta_needs_sync(&ic->index, set, oblock);
+	spin_unlock_irqrestore(&ic->index.sets[set].lock, flags);
+	return vouched;
 }
 
 static void ic_defer_work(struct work_struct *work)
@@ -906,8 +938,17 @@ static void ic_defer_work(struct work_struct *work)
 		default:
 			break;
 		}
-		if (ic_degraded(ic))
-			ic_record_errors(ic);
+		if (ic_degraded(ic) && !ic_record_errors(ic)) {
+			if (pb->kind == IC_BIO_DISCARD) {
+				/* Advisory: the origin keeps what the cache has. */
+				bio_endio(bio);
+				continue;
+			}
+			if (ic_write_vouched(ic, bio)) {
+				bio_io_error(bio);
+				continue;
+			}
+		}
 		ic_issue_write(ic, bio, pb);
 		submit_bio_noacct(bio);
 	}
@@ -948,6 +989,8 @@ static void ic_commit_work(struct work_struct *work)
 
 	if (!bio_list_empty(&flushes) || atomic_read(&ic->meta.nr_dirty))
 		r = ic_commit(ic);
+	else if (ic_degraded(ic) && ic->activated)
+		ic_record_errors(ic);	/* retried until it works */
 	while ((bio = bio_list_pop(&flushes))) {
 		bio->bi_status = errno_to_blk_status(r);
 		bio_endio(bio);
@@ -1556,11 +1599,60 @@ static void ic_load_policy(struct infercache *ic)
 	}
 }
 
+/*
+ * Between the constructor and the first resume the table this one replaces
+ * may have committed, recorded an error or even re-formatted: read the
+ * superblock again and load only what it says now.
+ */
+static int ic_recheck_superblock(struct infercache *ic)
+{
+	const char *name = ic->cache_dev->name;
+	enum ic_sb_status st[IC_SB_COPIES];
+	struct ic_sb sb[IC_SB_COPIES], *now;
+	const char *why[IC_SB_COPIES];
+	int r, best;
+
+	r = ic_meta_read_sb(ic->cache_dev->bdev, st, sb, why);
+	if (r) {
+		DMERR("%s: cannot read the superblock: error %d", name, r);
+		return r;
+	}
+	best = ic_sb_choose(st, sb);
+	if (best < 0) {
+		DMERR("%s: the superblock went bad since the table was loaded (%s)",
+		      name, why[0] ?: "blank");
+		return -EINVAL;
+	}
+	now = &sb[best];
+	if (now->block_sectors != ic->sb.block_sectors ||
+	    now->nr_sets != ic->sb.nr_sets ||
+	    now->cache_sectors != ic->sb.cache_sectors ||
+	    now->origin_sectors != ic->sb.origin_sectors ||
+	    memcmp(now->origin_tag, ic->sb.origin_tag, IC_ORIGIN_TAG_BYTES)) {
+		DMERR("%s: the cache was re-formatted since the table was loaded",
+		      name);
+		return -EINVAL;
+	}
+	ic->sb = *now;
+	if (ic->sb.flags & IC_SB_ERRORS) {
+		DMWARN("%s: the cache device had I/O errors when last used: re-formatting it",
+		       name);
+		ic->format = true;
+	}
+	return 0;
+}
+
 /* First resume: format or load the cache device. */
 static int ic_activate(struct infercache *ic)
 {
 	const char *name = ic->cache_dev->name;
 	int r;
+
+	if (!ic->format) {
+		r = ic_recheck_superblock(ic);
+		if (r)
+			return r;
+	}
 
 	if (ic->format) {
 		struct ic_sb id = { .origin_sectors = ic->ti->len };

@@ -841,284 +841,356 @@ static int verify_reads(const char *node, const u8 *origin, uint64_t bytes,
 	return err || bad ? -1 : 0;
 }
 
-static int cmd_fuzz(int argc, char **argv)
-{
-	const char *cache = NULL, *origin = NULL, *name = NULL, *tmp = NULL;
-	unsigned int iters = 0, iter, nr_damage, k;
-	uint64_t seed = 0, table_len, cache_sectors;
+/* Everything one fuzz run works with. */
+struct fuzz {
+	const char *cache, *origin, *name, *tmp;
+	unsigned int iters;
+	uint64_t seed;
+	double budget;		/* seconds, 0: none */
+	bool forge;		/* negative control */
+
+	int cfd;		/* the cache device, O_DIRECT */
 	struct image pristine, im;
-	struct stats st = { 0 };
-	char node[4096], params[1024], status[1024];
-	int c, cfd, ofd, err, failed = 0;
+	struct ic_sb sb;	/* of the pristine image */
 	u8 *origin_img;
-	double t0 = now(), t;
-	bool dirty_data = false, forged = false;
-	double budget = 0;
-	const char *why;
-	struct ic_sb sb0;
+	uint64_t table_len, cache_sectors;
+	char params[1024];	/* of the table line */
+	bool dirty_data;	/* a loaded target may have filled slots */
+	struct stats st;
+};
+
+/* One iteration: what went wrong is printed; true if anything did. */
+struct iteration {
+	unsigned int nr;
+	struct prediction p;
+	uint64_t loaded, dropped;	/* from the status line */
+	dev_t dev;
+	bool failed;
+};
+
+static void fail(struct iteration *it, bool dump, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void fail(struct iteration *it, bool dump, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# meta_fuzz: iteration %u: ", it->nr);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("; predicted %s (%s), loaded %" PRIu64 " dropped %" PRIu64 "; damage:%s\n",
+	       outcome_name[it->p.outcome], it->p.why, it->p.loaded,
+	       it->p.dropped, what);
+	if (dump) {
+		kmsg_poll();
+		kmsg_dump();
+	}
+	fflush(stdout);
+	it->failed = true;
+}
+
+static int fuzz_args(struct fuzz *f, int argc, char **argv)
+{
+	int c;
 
 	while ((c = getopt(argc, argv, "c:o:N:t:n:s:T:vF")) != -1) {
 		switch (c) {
-		case 'T':
-			budget = strtod(optarg, NULL);
-			break;
-		case 'F':
-			forged = true;
-			break;
 		case 'c':
-			cache = optarg;
+			f->cache = optarg;
 			break;
 		case 'o':
-			origin = optarg;
+			f->origin = optarg;
 			break;
 		case 'N':
-			name = optarg;
+			f->name = optarg;
 			break;
 		case 't':
-			tmp = optarg;
+			f->tmp = optarg;
 			break;
 		case 'n':
-			iters = strtoul(optarg, NULL, 0);
+			f->iters = strtoul(optarg, NULL, 0);
 			break;
 		case 's':
-			seed = strtoull(optarg, NULL, 0);
+			f->seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'T':
+			f->budget = strtod(optarg, NULL);
 			break;
 		case 'v':
 			verbose = true;
 			break;
+		case 'F':
+			f->forge = true;
+			break;
 		default:
-			return 2;
+			return -EINVAL;
 		}
 	}
-	if (!cache || !origin || !name || !tmp || !iters) {
+	if (!f->cache || !f->origin || !f->name || !f->tmp || !f->iters) {
 		msg("usage: meta_fuzz fuzz -c CACHE -o ORIGIN -N DMNAME -t TMPDIR -n ITERS [-s SEED] [-T SECONDS] [-v] [-F]");
-		return 2;
+		return -EINVAL;
 	}
-	rnd_state = mix(seed) | 1;
-	msg("seed %" PRIu64 " (-s to repeat)", seed);
+	return 0;
+}
 
-	cfd = open(cache, O_RDWR | O_DIRECT);
-	ofd = open(origin, O_RDONLY | O_DIRECT);
+/* Save the pristine cache image and the origin; check both are usable. */
+static int fuzz_setup(struct fuzz *f)
+{
+	struct prediction p;
+	const char *why;
+	uint64_t b, tagged = 0;
+	int ofd;
+
+	f->cfd = open(f->cache, O_RDWR | O_DIRECT);
+	ofd = open(f->origin, O_RDONLY | O_DIRECT);
 	dm_fd = open("/dev/mapper/control", O_RDWR);
 	kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
-	if (cfd < 0 || ofd < 0 || dm_fd < 0 || kmsg_fd < 0) {
+	if (f->cfd < 0 || ofd < 0 || dm_fd < 0 || kmsg_fd < 0) {
 		msg("cannot open %s, %s, /dev/mapper/control or /dev/kmsg: %s",
-		    cache, origin, strerror(errno));
-		return 2;
+		    f->cache, f->origin, strerror(errno));
+		return -1;
 	}
 	lseek(kmsg_fd, 0, SEEK_END);
 
-	/* The pristine cache device, and the origin as it is. */
-	pristine.bytes = dev_bytes(cfd);
-	cache_sectors = pristine.bytes / SECT;
-	table_len = dev_bytes(ofd) / SECT;
-	pristine.buf = xalloc(pristine.bytes);
-	im.buf = xalloc(pristine.bytes);
-	origin_img = xalloc(table_len * SECT);
-	if (xpread(cfd, pristine.buf, pristine.bytes, 0) ||
-	    xpread(ofd, origin_img, table_len * SECT, 0)) {
+	f->pristine.bytes = dev_bytes(f->cfd);
+	f->cache_sectors = f->pristine.bytes / SECT;
+	f->table_len = dev_bytes(ofd) / SECT;
+	if (!f->table_len || f->table_len % (BLK / SECT)) {
+		msg("origin size must be a non-zero multiple of 4 KiB");
+		return -1;
+	}
+	f->pristine.buf = xalloc(f->pristine.bytes);
+	f->im.buf = xalloc(f->pristine.bytes);
+	f->origin_img = xalloc(f->table_len * SECT);
+	if (xpread(f->cfd, f->pristine.buf, f->pristine.bytes, 0) ||
+	    xpread(ofd, f->origin_img, f->table_len * SECT, 0)) {
 		msg("cannot read the cache or the origin");
-		return 2;
+		return -1;
 	}
 	close(ofd);
-	if (ic_sb_decode(pristine.buf, &sb0, &why) != IC_SB_OK) {
+
+	if (ic_sb_decode(f->pristine.buf, &f->sb, &why) != IC_SB_OK) {
 		msg("the cache device has no valid superblock copy 0 (%s): set it up first",
 		    why ? why : "blank");
-		return 2;
+		return -1;
 	}
-	ic_sb_geometry(&sb0, &pristine.geo);
-	pristine.meta_end = ((sb0.meta_start + sb0.nr_sets) * SECT + BLK - 1) / BLK * BLK;
-	im.bytes = pristine.bytes;
-	im.geo = pristine.geo;
-	im.meta_end = pristine.meta_end;
-	if (table_len % (BLK / SECT)) {
-		msg("origin size must be a multiple of 4 KiB");
-		return 2;
-	}
-	{
-		uint64_t b, tagged = 0;
+	ic_sb_geometry(&f->sb, &f->pristine.geo);
+	f->pristine.meta_end = ((f->sb.meta_start + f->sb.nr_sets) * SECT +
+				BLK - 1) / BLK * BLK;
+	f->im.bytes = f->pristine.bytes;
+	f->im.geo = f->pristine.geo;
+	f->im.meta_end = f->pristine.meta_end;
 
-		for (b = 0; b < table_len / 8; b++)
-			if (((uint64_t *)(origin_img + b * BLK))[0] == MAGIC &&
-			    ((uint64_t *)(origin_img + b * BLK))[1] == b)
-				tagged++;
-		if (tagged != table_len / 8) {
-			msg("origin: only %" PRIu64 " of %" PRIu64 " blocks carry the pattern: write it first",
-			    tagged, table_len / 8);
-			return 2;
-		}
-	}
-	memcpy(im.buf, pristine.buf, im.bytes);
-	{
-		struct prediction p;
+	for (b = 0; b < f->table_len / 8; b++) {
+		const uint64_t *w = (const void *)(f->origin_img + b * BLK);
 
-		predict(&im, table_len, cache_sectors, &p);
-		msg("pristine cache: %" PRIu64 " sets, metadata %" PRIu64 " KiB, %" PRIu64 " entries valid, %" PRIu64 " damaged; origin %" PRIu64 " blocks",
-		    pristine.geo.nr_sets, pristine.meta_end / 1024, p.loaded,
-		    p.dropped, table_len / 8);
-		if (p.outcome != LOAD || !p.loaded || p.dropped) {
-			msg("the pristine cache should load with entries and no damage");
-			return 2;
-		}
+		tagged += w[0] == MAGIC && w[1] == b;
 	}
-	snprintf(params, sizeof(params), "%s %s 0", cache, origin);
+	if (tagged != f->table_len / 8) {
+		msg("origin: only %" PRIu64 " of %" PRIu64 " blocks carry the pattern: write it first",
+		    tagged, f->table_len / 8);
+		return -1;
+	}
+
+	memcpy(f->im.buf, f->pristine.buf, f->im.bytes);
+	predict(&f->im, f->table_len, f->cache_sectors, &p);
+	msg("pristine cache: %" PRIu64 " sets, metadata %" PRIu64 " KiB, %" PRIu64 " entries valid, %" PRIu64 " damaged; origin %" PRIu64 " blocks",
+	    f->pristine.geo.nr_sets, f->pristine.meta_end / 1024, p.loaded,
+	    p.dropped, f->table_len / 8);
+	if (p.outcome != LOAD || !p.loaded || p.dropped) {
+		msg("the pristine cache should load with entries and no damage");
+		return -1;
+	}
+	snprintf(f->params, sizeof(f->params), "%s %s 0", f->cache, f->origin);
 	kmsg_poll();
+	return 0;
+}
 
-	for (iter = 0; iter < iters && !failed; iter++) {
-		if (budget && now() - t0 > budget) {
+/* Write back the pristine image, damaged (or forged) this time. */
+static int fuzz_damage(struct fuzz *f, struct iteration *it)
+{
+	struct image *im = &f->im;
+	unsigned int k, nr;
+	int err = 0;
+
+	if (f->dirty_data)
+		err = xpwrite(f->cfd, f->pristine.buf + im->meta_end,
+			      im->bytes - im->meta_end, im->meta_end);
+	f->dirty_data = false;
+	memcpy(im->buf, f->pristine.buf, im->meta_end);
+	what[0] = '\0';
+	if (f->forge) {
+		if (forge(im, &f->sb)) {
+			msg("no set with two valid entries to forge");
+			return -1;
+		}
+	} else {
+		/* Mostly a few pieces of damage; now and then a lot. */
+		nr = rnd() % 10 ? 1 + rnd() % 4 : 8 + rnd() % 120;
+		for (k = 0; k < nr; k++)
+			damage(im, &f->pristine);
+	}
+	if (!err)
+		err = xpwrite(f->cfd, im->buf, im->meta_end, 0);
+	if (!err && fdatasync(f->cfd))
+		err = -errno;
+	if (err) {
+		msg("iteration %u: writing the cache image failed: %s", it->nr,
+		    strerror(-err));
+		return -1;
+	}
+	predict(im, f->table_len, f->cache_sectors, &it->p);
+	if (verbose)
+		msg("iteration %u: predict %s (%s) loaded %" PRIu64 " dropped %" PRIu64 ":%s",
+		    it->nr, outcome_name[it->p.outcome], it->p.why, it->p.loaded,
+		    it->p.dropped, what);
+	return 0;
+}
+
+/*
+ * Create the target: 1 if it is up, 0 if the table was rejected, -1 on
+ * an error that ends the run. A failed prediction marks the iteration.
+ */
+static int fuzz_create(struct fuzz *f, struct iteration *it)
+{
+	char status[1024] = "";
+	int err;
+
+	nr_klog = 0;
+	err = dm_create(f->name, &it->dev);
+	if (err) {
+		msg("iteration %u: DM_DEV_CREATE %s: %s", it->nr, f->name,
+		    strerror(-err));
+		return -1;
+	}
+	err = dm_load(f->name, f->table_len, f->params);
+	if (err) {
+		kmsg_poll();
+		count_reason();
+		dm_remove(f->name);
+		f->st.rejected++;
+		if (it->p.outcome != REJECT)
+			fail(it, true, "table rejected (%s)", strerror(-err));
+		else if (!kmsg_has("infercache"))
+			fail(it, true, "table rejected without an infercache line in the kernel log");
+		return 0;
+	}
+	f->dirty_data = true;
+	err = dm_resume(f->name);
+	if (err) {
+		fail(it, true, "resume failed (%s)", strerror(-err));
+		dm_remove(f->name);
+		return 0;
+	}
+	if (it->p.outcome == REJECT)
+		fail(it, true, "table accepted");
+
+	err = dm_status(f->name, status, sizeof(status));
+	if (!err)
+		err = parse_status(status, &it->loaded, &it->dropped);
+	if (err)
+		fail(it, false, "no usable status (%s): '%s'", strerror(-err), status);
+	else if (it->p.outcome != REJECT &&
+		 (it->loaded != it->p.loaded || it->dropped != it->p.dropped))
+		fail(it, true, "status says loaded %" PRIu64 " dropped %" PRIu64,
+		     it->loaded, it->dropped);
+	return 1;
+}
+
+/* The oracle: through the target, every block reads as the origin's. */
+static int fuzz_read(struct fuzz *f, struct iteration *it)
+{
+	char node[4096];
+
+	if (dev_node(it->dev, f->tmp, node, sizeof(node)))
+		return -1;
+	if (verify_reads(node, f->origin_img, f->table_len * SECT, &f->st, it->nr))
+		fail(it, false, "reads through the target differ from the origin");
+	if (strncmp(node, "/dev/dm-", 8))
+		unlink(node);
+	return 0;
+}
+
+static int fuzz_iteration(struct fuzz *f, struct iteration *it)
+{
+	double t = now();
+	int up, err, remove_err;
+
+	if (fuzz_damage(f, it))
+		return -1;
+	f->st.restore_s += now() - t;
+
+	t = now();
+	up = fuzz_create(f, it);
+	f->st.dm_s += now() - t;
+	if (up < 0)
+		return -1;
+	if (up) {
+		t = now();
+		err = fuzz_read(f, it);
+		f->st.read_s += now() - t;
+
+		t = now();
+		remove_err = dm_remove(f->name);
+		f->st.dm_s += now() - t;
+		if (remove_err) {
+			msg("iteration %u: DM_DEV_REMOVE %s: %s", it->nr, f->name,
+			    strerror(-remove_err));
+			return -1;
+		}
+		if (err)
+			return -1;
+		if (it->p.outcome == FORMAT)
+			f->st.formatted++;
+		else
+			f->st.loaded_iters++;
+		f->st.loaded += it->loaded;
+		f->st.dropped += it->dropped;
+	}
+	f->st.iters++;
+	if (kmsg_poll()) {
+		fail(it, false, "the kernel log has a warning or a bug");
+		kmsg_dump();
+	}
+	return 0;
+}
+
+static int cmd_fuzz(int argc, char **argv)
+{
+	struct fuzz f = { .cfd = -1 };
+	double t0 = now();
+	unsigned int k;
+	int failed = 0;
+
+	if (fuzz_args(&f, argc, argv))
+		return 2;
+	rnd_state = mix(f.seed) | 1;
+	msg("seed %" PRIu64 " (-s to repeat)", f.seed);
+	if (fuzz_setup(&f))
+		return 2;
+
+	for (k = 0; k < f.iters && !failed; k++) {
+		struct iteration it = { .nr = k, .loaded = ~0ULL, .dropped = ~0ULL };
+
+		if (f.budget && now() - t0 > f.budget) {
 			msg("time budget of %.0f s used up after %u of %u iterations",
-			    budget, iter, iters);
+			    f.budget, k, f.iters);
 			break;
 		}
-		struct prediction p;
-		uint64_t loaded = ~0ULL, dropped = ~0ULL;
-		dev_t dev;
-
-		/* Restore: the metadata always, the data if fills changed it. */
-		t = now();
-		err = 0;
-		if (dirty_data)
-			err = xpwrite(cfd, pristine.buf + im.meta_end,
-				      im.bytes - im.meta_end, im.meta_end);
-		memcpy(im.buf, pristine.buf, im.meta_end);
-		what[0] = '\0';
-		nr_damage = rnd() % 10 ? 1 + rnd() % 4 : 8 + rnd() % 120;
-		if (forged) {
-			if (forge(&im, &sb0)) {
-				msg("no set with two valid entries to forge");
-				return 2;
-			}
-		} else {
-			for (k = 0; k < nr_damage; k++)
-				damage(&im, &pristine);
-		}
-		if (!err)
-			err = xpwrite(cfd, im.buf, im.meta_end, 0);
-		if (!err && fdatasync(cfd))
-			err = -errno;
-		if (err) {
-			msg("iteration %u: restoring the cache image failed: %s",
-			    iter, strerror(-err));
+		if (fuzz_iteration(&f, &it))
 			return 2;
-		}
-		dirty_data = false;
-		st.restore_s += now() - t;
-		predict(&im, table_len, cache_sectors, &p);
-		if (verbose)
-			msg("iteration %u: predict %s (%s) loaded %" PRIu64 " dropped %" PRIu64 ":%s",
-			    iter, outcome_name[p.outcome], p.why, p.loaded,
-			    p.dropped, what);
-
-		t = now();
-		nr_klog = 0;
-		err = dm_create(name, &dev);
-		if (err) {
-			msg("iteration %u: DM_DEV_CREATE %s: %s", iter, name, strerror(-err));
-			return 2;
-		}
-		err = dm_load(name, table_len, params);
-		if (err) {
-			kmsg_poll();
-			count_reason();
-			dm_remove(name);
-			st.rejected++;
-			if (p.outcome != REJECT) {
-				msg("iteration %u: table rejected (%s), predicted %s (%s); damage:%s",
-				    iter, strerror(-err), outcome_name[p.outcome],
-				    p.why, what);
-				kmsg_dump();
-				failed = 1;
-			} else if (!kmsg_has("infercache")) {
-				msg("iteration %u: table rejected without an infercache message in the kernel log; damage:%s",
-				    iter, what);
-				kmsg_dump();
-				failed = 1;
-			}
-			goto next;
-		}
-		dirty_data = true;
-		err = dm_resume(name);
-		if (err) {
-			kmsg_poll();
-			msg("iteration %u: resume failed (%s), predicted %s (%s); damage:%s",
-			    iter, strerror(-err), outcome_name[p.outcome], p.why, what);
-			kmsg_dump();
-			dm_remove(name);
-			failed = 1;
-			goto next;
-		}
-		if (p.outcome == REJECT) {
-			kmsg_poll();
-			msg("iteration %u: table accepted, predicted reject (%s); damage:%s",
-			    iter, p.why, what);
-			kmsg_dump();
-			failed = 1;
-		}
-		err = dm_status(name, status, sizeof(status));
-		if (!err)
-			err = parse_status(status, &loaded, &dropped);
-		if (err) {
-			msg("iteration %u: no usable status (%s): '%s'", iter,
-			    strerror(-err), status);
-			failed = 1;
-		} else if (p.outcome != REJECT &&
-			   (loaded != p.loaded || dropped != p.dropped)) {
-			kmsg_poll();
-			msg("iteration %u: status says loaded %" PRIu64 " dropped %" PRIu64 ", predicted %s (%s) loaded %" PRIu64 " dropped %" PRIu64 "; damage:%s",
-			    iter, loaded, dropped, outcome_name[p.outcome], p.why,
-			    p.loaded, p.dropped, what);
-			kmsg_dump();
-			failed = 1;
-		}
-		st.dm_s += now() - t;
-
-		/* The oracle: through the target, every block as the origin. */
-		t = now();
-		if (dev_node(dev, tmp, node, sizeof(node))) {
-			dm_remove(name);
-			return 2;
-		}
-		if (verify_reads(node, origin_img, table_len * SECT, &st, iter)) {
-			msg("iteration %u: predicted %s (%s), status loaded %" PRIu64 " dropped %" PRIu64 "; damage:%s",
-			    iter, outcome_name[p.outcome], p.why, loaded, dropped, what);
-			failed = 1;
-		}
-		if (strncmp(node, "/dev/dm-", 8))
-			unlink(node);
-		st.read_s += now() - t;
-
-		t = now();
-		err = dm_remove(name);
-		st.dm_s += now() - t;
-		if (err) {
-			msg("iteration %u: DM_DEV_REMOVE %s: %s", iter, name, strerror(-err));
-			return 2;
-		}
-		if (p.outcome == FORMAT)
-			st.formatted++;
-		else
-			st.loaded_iters++;
-		st.loaded += loaded;
-		st.dropped += dropped;
-next:
-		st.iters++;
-		if (kmsg_poll()) {
-			msg("iteration %u: the kernel log has a warning or a bug; damage:%s",
-			    iter, what);
-			kmsg_dump();
-			failed = 1;
-		}
+		failed = it.failed;
 	}
 
 	/* Leave the cache as it was found. */
-	if (xpwrite(cfd, pristine.buf, pristine.bytes, 0) || fdatasync(cfd))
+	if (xpwrite(f.cfd, f.pristine.buf, f.pristine.bytes, 0) || fdatasync(f.cfd))
 		msg("restoring the pristine cache image at the end failed");
-	close(cfd);
+	close(f.cfd);
 	msg("%u iterations in %.1f s: %u rejected, %u formatted, %u loaded (%" PRIu64 " entries loaded, %" PRIu64 " dropped in all), %" PRIu64 " blocks verified",
-	    st.iters, now() - t0, st.rejected, st.formatted, st.loaded_iters,
-	    st.loaded, st.dropped, st.blocks_read);
+	    f.st.iters, now() - t0, f.st.rejected, f.st.formatted,
+	    f.st.loaded_iters, f.st.loaded, f.st.dropped, f.st.blocks_read);
 	msg("time: restore %.1f s, dm ioctls %.1f s, reads %.1f s",
-	    st.restore_s, st.dm_s, st.read_s);
+	    f.st.restore_s, f.st.dm_s, f.st.read_s);
 	for (k = 0; k < nr_reasons; k++)
 		msg("rejected %u times: %s", reason_count[k], reasons[k]);
 	return failed;

@@ -17,8 +17,27 @@ _Static_assert(offsetof(struct ic_disk_sb, flags) == 64, "flags");
 _Static_assert(offsetof(struct ic_disk_sb, nr_sets) == 80, "nr_sets");
 _Static_assert(offsetof(struct ic_disk_sb, origin_tag) == 120, "tag");
 _Static_assert(offsetof(struct ic_disk_sb, commit_seq) == 152, "commit_seq");
+_Static_assert(offsetof(struct ic_disk_sb, version) == 4, "version");
+_Static_assert(offsetof(struct ic_disk_sb, sb_seq) == 16, "sb_seq");
+_Static_assert(offsetof(struct ic_disk_sb, compat) == 24, "compat");
+_Static_assert(offsetof(struct ic_disk_sb, ro_compat) == 32, "ro_compat");
+_Static_assert(offsetof(struct ic_disk_sb, incompat) == 40, "incompat");
+_Static_assert(offsetof(struct ic_disk_sb, block_sectors) == 68, "block_sectors");
+_Static_assert(offsetof(struct ic_disk_sb, ways) == 72, "ways");
+_Static_assert(offsetof(struct ic_disk_sb, meta_sectors_per_set) == 76, "mps");
+_Static_assert(offsetof(struct ic_disk_sb, meta_start) == 88, "meta_start");
+_Static_assert(offsetof(struct ic_disk_sb, data_start) == 96, "data_start");
+_Static_assert(offsetof(struct ic_disk_sb, cache_sectors) == 104, "cache_sectors");
+_Static_assert(offsetof(struct ic_disk_sb, origin_sectors) == 112, "origin_sectors");
+_Static_assert(offsetof(struct ic_disk_sb, format_time) == 160, "format_time");
+_Static_assert(offsetof(struct ic_disk_sb, load_count) == 168, "load_count");
+_Static_assert(offsetof(struct ic_disk_sb, pad) == 176, "pad");
 _Static_assert(sizeof(struct ic_disk_entry) == IC_META_BYTES_PER_SLOT, "entry");
+_Static_assert(offsetof(struct ic_disk_entry, seq) == 8, "entry seq");
+_Static_assert(offsetof(struct ic_disk_entry, flags) == 16, "entry flags");
+_Static_assert(offsetof(struct ic_disk_entry, reserved) == 20, "entry reserved");
 _Static_assert(offsetof(struct ic_disk_entry, csum) == 28, "entry csum");
+_Static_assert(IC_HEADER_SECTORS == 2048 && IC_WAYS == 16, "layout");
 _Static_assert(IC_ENTRIES_PER_SECTOR * IC_META_SECTORS_PER_SET == IC_WAYS,
 	       "one set's entries fill its metadata sectors");
 
@@ -532,6 +551,40 @@ TEST(entry_bad_values)
 	d.csum = cpu_to_le32(1);
 	EXPECT_EQ(IC_ENTRY_BAD_CSUM, ic_entry_decode(&d, c.salt, slot,
 						     c.origin_blocks, c.nr_sets, &out));
+}
+
+/* The worked examples of Documentation/admin-guide/dm-infercache-format.rst. */
+TEST(format_document_examples)
+{
+	struct ic_geometry g;
+	u8 zero_uuid[IC_UUID_BYTES] = { 0 };
+	struct ic_disk_entry d;
+	struct ic_entry e = { .oblock = 5, .seq = 7, .flags = IC_ENTRY_VALID };
+	__le64 le_slot = cpu_to_le64(3);
+
+	ASSERT_EQ(0, ic_geometry_init(&g, 2097152, 8));
+	EXPECT_EQ(16241, g.nr_sets);
+	EXPECT_EQ(259856, g.nr_slots);
+	EXPECT_EQ(18296, g.data_start);
+	ASSERT_EQ(0, ic_geometry_init(&g, 2097152, 128));
+	EXPECT_EQ(1022, g.nr_sets);
+	EXPECT_EQ(16352, g.nr_slots);
+	EXPECT_EQ(3072, g.data_start);
+	EXPECT_EQ(2048 + 17 * 8, ic_geometry_min_sectors(8));
+
+	EXPECT_EQ(0, ic_oblock_set(0, 1000));
+	EXPECT_EQ(381, ic_oblock_set(1, 1000));
+	EXPECT_EQ(763, ic_oblock_set(2, 1000));
+	EXPECT_EQ(145, ic_oblock_set(3, 1000));
+	/* set(b) = ((b * 0x61c8864680b583eb mod 2^64) >> 32) * nr_sets >> 32 */
+	EXPECT_EQ((((12345ULL * 0x61c8864680b583ebULL) >> 32) * 1000) >> 32,
+		  ic_oblock_set(12345, 1000));
+
+	EXPECT_EQ(0x1cf96d7c, crc32c(~0U, "123456789", 9));
+	EXPECT_EQ(crc32c(~0U, zero_uuid, 16), ic_format_salt(zero_uuid));
+	/* entry csum = crc32c(crc32c(salt, le64(slot)), bytes 0..27) */
+	ic_entry_encode(&e, 0xabcd, 3, &d);
+	EXPECT_EQ(crc32c(crc32c(0xabcd, &le_slot, 8), &d, 28), le32_to_cpu(d.csum));
 }
 
 /* ------------------------------------------------------------- fuzz */

@@ -2,7 +2,9 @@
 #
 # dm-infercache: out-of-tree build, tests and demo.
 #
-#   make              build dm-infercache.ko against the installed Debian headers
+#   make              build dm-infercache.ko against the installed Debian headers,
+#                     and the user-space tools (build/tools/)
+#   make tools        only the tools: infercache-check (offline metadata check)
 #   make install      install the module for $(KVER) and run depmod
 #   make check        host unit tests + selftests in a QEMU guest (CI tier)
 #   make check-full   the same with the long counts
@@ -17,13 +19,13 @@ KVER ?= $(shell ls -d /lib/modules/*-amd64/build 2>/dev/null | sed 's|/lib/modul
 KDIR ?= /lib/modules/$(KVER)/build
 PWD := $(CURDIR)
 
-all: modules
+all: modules tools
 
 modules:
 	@test -d "$(KDIR)" || { echo "no kernel headers at '$(KDIR)': run 'make deps' or set KDIR" >&2; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(PWD) modules
 
-install: modules
+install: modules tools
 	$(MAKE) -C $(KDIR) M=$(PWD) modules_install
 	depmod -a $(KVER)
 
@@ -49,4 +51,4 @@ demo:
 bench:
 	tools/bench/bench.sh
 
-.PHONY: all modules install clean deps unit check check-full demo bench
+.PHONY: all modules tools install clean deps unit check check-full demo bench

@@ -25,9 +25,13 @@ modules:
 	@test -d "$(KDIR)" || { echo "no kernel headers at '$(KDIR)': run 'make deps' or set KDIR" >&2; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(PWD) modules
 
+tools:
+	$(MAKE) -C tools/infercache-check
+
 install: modules tools
 	$(MAKE) -C $(KDIR) M=$(PWD) modules_install
 	depmod -a $(KVER)
+	$(MAKE) -C tools/infercache-check install
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(PWD) clean 2>/dev/null || true

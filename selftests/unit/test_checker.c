@@ -555,6 +555,37 @@ TEST(device_smaller_than_at_format)
 	EXPECT_EQ(im.geo.nr_sets - 100, jnum(r.out, "sets_missing"));
 	run_free(&r);
 
+	/* A sealed superblock claiming a huge device (consistent layout). */
+	{
+		u64 huge[] = { 1ULL << 38, 1ULL << 40, ~0ULL };
+		unsigned int i;
+
+		for (i = 0; i < ARRAY_SIZE(huge); i++) {
+			struct ic_geometry g;
+
+			ASSERT_EQ(0, ic_geometry_init(&g, huge[i], 8));
+			im.sb.cache_sectors = huge[i];
+			im.sb.nr_sets = g.nr_sets;
+			im.sb.data_start = g.data_start;
+			write_sbs(&im);
+			im.file_len = CACHE_SECTORS * 512;
+			check(&im, &r, "--json", NULL, NULL);
+			CHECK_JSON(&r);
+			EXPECT_EQ(4, r.rc) { TH_LOG("%s", r.out); }
+			EXPECT_NE(NULL, strstr(r.out, "fewer than at format"));
+			if (g.nr_sets > U32_MAX) {
+				EXPECT_NE(NULL, strstr(r.out, "more than the target can index"));
+			} else {
+				/* the 16 MiB file has room for this many sets */
+				EXPECT_EQ(g.nr_sets - (CACHE_SECTORS - 2048),
+					  jnum(r.out, "sets_missing"));
+			}
+			run_free(&r);
+		}
+		img_free(&im);
+		img_make(&im, 8, 30);
+	}
+
 	/* Not even the superblock area. */
 	im.file_len = 4096 + 512;
 	check(&im, &r, "--json", NULL, NULL);

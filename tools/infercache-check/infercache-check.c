@@ -298,19 +298,18 @@ static int icc_check_entries(int fd, struct icc_report *r, const struct ic_sb *s
 {
 	u64 origin_blocks = sb->origin_sectors / sb->block_sectors;
 	u32 salt = ic_format_salt(sb->uuid);
-	u64 start = r->geo.meta_start * 512;
-	u64 end = start + r->geo.nr_sets * IC_META_SECTORS_PER_SET * 512;
-	u64 set = 0, off;
+	u64 dev_sectors = r->dev_bytes / 512, avail, start, end, set = 0, off;
 	u8 *buf;
 	int err = 0;
 
-	if (end > r->dev_bytes) {
-		u64 have = r->dev_bytes > start ? (r->dev_bytes - start) / 512 : 0;
-
-		r->sets_missing = r->geo.nr_sets - have / IC_META_SECTORS_PER_SET;
-		end = start + (r->geo.nr_sets - r->sets_missing) *
-			      IC_META_SECTORS_PER_SET * 512;
-	}
+	/* The sets the device has room for (no overflow: all below its size). */
+	avail = dev_sectors > r->geo.meta_start ?
+		(dev_sectors - r->geo.meta_start) / IC_META_SECTORS_PER_SET : 0;
+	if (avail > r->geo.nr_sets)
+		avail = r->geo.nr_sets;
+	r->sets_missing = r->geo.nr_sets - avail;
+	start = r->geo.meta_start * 512;
+	end = start + avail * IC_META_SECTORS_PER_SET * 512;
 	if (posix_memalign((void **)&buf, ICC_ALIGN, ICC_CHUNK))
 		return icc_operror(r, "out of memory");
 
@@ -398,6 +397,12 @@ static int icc_check(int fd, struct icc_report *r, const struct icc_opts *o)
 			    sb->origin_sectors, o->origin_sectors);
 	if (sb->flags & IC_SB_ERRORS)
 		icc_problem(r, "the error flag is set: the driver saw a cache device I/O error");
+	if (sb->nr_sets > U32_MAX) {
+		/* Beyond what the set hash and the index can address. */
+		icc_problem(r, "%" PRIu64 " sets: more than the target can index",
+			    sb->nr_sets);
+		return ICC_DAMAGE;
+	}
 
 	err = icc_check_entries(fd, r, sb);
 	if (err)

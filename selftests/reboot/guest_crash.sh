@@ -33,19 +33,75 @@
 #
 # A module without persistent metadata (no status $21-$23) comes up cold
 # after every crash: the same checks, except the load messages and counts.
+#
+# Environment: CRASH_IO, the crash_io binary (the host builds it). Only
+# crash_io's command line is used here, not crash_lib.sh's helpers.
 # shellcheck disable=SC2119 # ic_init and rg_create take no script arguments
 . "$(dirname "$0")/guest-lib.sh"
-. "$IC_SRC/selftests/dm-infercache/crash_lib.sh"
 ic_init
 ic_require fio dd cmp
 rg_disks
-cr_init
 RG_NEED_PERSIST=0
+CRASH_IO=${CRASH_IO:-$IC_SRC/build/selftests/dm-infercache/crash_io}
+[[ -x $CRASH_IO ]] || ic_fail "no crash_io binary at $CRASH_IO"
 
 NA=${1:?NA} round=${2:?round} prev=${3:?previous state or -}
 BOFF=$((NA * 4096)) BSIZE=2M	# the fio region after crash_io's blocks
 opts=()
 [[ $round =~ ^[0-9]+$ ]] && ((round % 2)) && opts=(commit_interval 100)
+
+ms_sleep() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
+
+# cio_start STATE: run crash_io on the first NA blocks of the target in the
+# background (CIO_PID); return once it has written and warmed them.
+cio_start() {
+	local i
+	rm -f "$1" "$1.ready"
+	"$CRASH_IO" run -d "$D" -n "$NA" -o "$1" -R "$1.ready" -t 300 >"$1.log" 2>&1 &
+	CIO_PID=$!
+	for ((i = 0; i < 1200; i++)); do
+		[[ -e $1.ready ]] && return 0
+		kill -0 "$CIO_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	sed 's/^/#   /' "$1.log"
+	ic_fail "crash_io did not get ready"
+}
+
+# cio_stop STATE: stop crash_io, which then writes STATE (to the host);
+# fail on a bad read, an I/O error, or a hang.
+cio_stop() {
+	local i rc
+	kill -TERM "$CIO_PID"
+	for ((i = 0; i < 600; i++)); do
+		kill -0 "$CIO_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$CIO_PID" 2>/dev/null; then
+		echo w >/proc/sysrq-trigger
+		ic_fail "crash_io does not stop (blocked tasks in the kernel log)"
+	fi
+	wait "$CIO_PID"
+	rc=$?
+	sed 's/^/#   /' "$1.log"
+	((rc == 0)) || ic_fail "crash_io run: status $rc"
+	[[ -s $1 ]] || ic_fail "crash_io saved no state"
+}
+
+# cio_verify STATE: crash_io verify of the target against the origin; the
+# summary line in CIO_VLINE; status of crash_io
+cio_verify() {
+	local out rc
+	out=$("$CRASH_IO" verify "$1" "$D" "$O" 2>&1)
+	rc=$?
+	printf '%s\n' "$out" | sed 's/^/#   /'
+	CIO_VLINE=$(printf '%s\n' "$out" | grep -m1 'crash_io: verify ')
+	return $rc
+}
+
+load_log() { # load_log: the target's "loaded N blocks" line since the last ic_mark
+	ic_klog_since | grep -m1 -E 'infercache: .*loaded [0-9]+ blocks' | sed 's/^\[[^]]*\] *//'
+}
 
 cmp_all() { # cmp_all WHAT: every block of the target equals the origin's
 	local n
@@ -57,7 +113,7 @@ cmp_all() { # cmp_all WHAT: every block of the target equals the origin's
 }
 
 verify() { # verify WHAT: crash_io verify against $prev, then cmp_all
-	cr_verify "$prev" "$D" "$O" || ic_fail "$1: crash_io verify failed: $CR_VLINE"
+	cio_verify "$prev" || ic_fail "$1: crash_io verify failed: $CIO_VLINE"
 	cmp_all "$1"
 }
 
@@ -68,7 +124,7 @@ rg_create
 if [[ $prev != - ]]; then
 	[[ -s $prev ]] || ic_fail "no state file $prev"
 	if ((RG_PERSIST)); then
-		line=$(cr_load_log "$IC_MARK")
+		line=$(load_log)
 		ic_log "recover: ${line:-no load message}"
 		[[ $line == *'unclean shutdown'* ]] || ic_fail "after a crash the load message must say 'unclean shutdown'"
 		read -r loaded dropped < <(rg_words 21 22)
@@ -78,7 +134,7 @@ if [[ $prev != - ]]; then
 	rg_result loaded "$loaded"
 	rg_result dropped "$dropped"
 	verify "after the crash"
-	rg_result verify "${CR_VLINE#*crash_io: verify }"
+	rg_result verify "${CIO_VLINE#*crash_io: verify }"
 	ic_show "$RG_NAME"
 fi
 
@@ -89,7 +145,7 @@ if [[ $round == final ]]; then
 	ic_mark "clean re-create"
 	rg_create
 	if ((RG_PERSIST)); then
-		line=$(cr_load_log "$IC_MARK")
+		line=$(load_log)
 		ic_log "clean re-create: ${line:-no load message}"
 		[[ $line == *' (clean shutdown'* ]] || ic_fail "after a remove the load message must say 'clean shutdown'"
 		ic_expect "loaded after a clean remove" "$(rg_words 21)" -eq "$cached"
@@ -109,13 +165,13 @@ else
 	opts=()
 fi
 ic_log "round $round: ${opts[*]:-default commit interval}; crash_io $d1 ms, then the crash $d2 ms later"
-cr_start "$D" "$NA" "$IC_OUT/state"
+cio_start "$IC_OUT/state"
 fio --output="$IC_TMP/fio-b.log" --name=b --filename="$D" --offset="$BOFF" --size="$BSIZE" \
 	--rw=randrw --rwmixread=60 --bs=4k --ioengine=libaio --direct=1 --iodepth=4 \
 	--fsync=32 --randseed="$round" --time_based --runtime=600 >/dev/null 2>&1 &
-cr_sleep_ms "$d1"
-cr_stop "$IC_OUT/state"
-cr_sleep_ms "$d2"
+ms_sleep "$d1"
+cio_stop "$IC_OUT/state"
+ms_sleep "$d2"
 ic_show "$RG_NAME"
 ic_log "round $round: crashing now"
 echo c >/proc/sysrq-trigger

@@ -13,7 +13,8 @@
 #      and drops 1 (status $21 $22); its first commit rewrites the set, so
 #      after removal the checker exits 0 again;
 #   4. superblock copy 0 damaged: exit 4, copy 1 used, entries still there;
-#   5. a device holding other data: exit 8; no device argument: exit 16.
+#   5. a device holding other data: exit 8; no device argument: exit 16;
+#   6. a cache device with 4 KiB logical blocks: exit 0, the cached count.
 # The checker only reads (O_RDONLY): running it on the live device must not
 # disturb the target (its status afterwards is checked).
 . "$(dirname "$0")/lib.sh"
@@ -187,4 +188,18 @@ check
 expect_rc 16 "no device argument"
 check --json --quiet "$C"
 expect_rc 16 "--json with --quiet"
+
+# ---- 6. a cache device with 4 KiB logical blocks (O_DIRECT alignment)
+ic_log "step 6: 4 KiB sector cache device (${SECONDS}s)"
+ic_cache "${IC_ID}k" 8 4096
+K=/dev/${IC_ID}k
+ic_create_ok "$IC_ID" "$K" "$O"
+ic_fio warm4k --name=warm4k --filename="$D" "${IC_FIO_IO[@]}" --rw=randread --bs=4k \
+	--size=$((N * 4))k || ic_fail "reading through the 4Kn cache failed"
+ic_wait "$IC_ID" fills -ge "$N" || ic_fail "fills did not reach $N (4Kn cache)"
+cached=$(ic_field "$IC_ID" cached)
+ic_remove "$IC_ID" || ic_fail "remove failed"
+check --json "$K"
+expect_rc 0 "4Kn cache device"
+expect_num valid -eq "$cached" "4Kn cache device"
 exit 0

@@ -32,7 +32,7 @@ ic_prog FUZZ meta_fuzz
 ITERS=${IC_META_FUZZ_ITERS:-$(ic_full 300 3000)}
 # A time budget under the runner's 600 s limit (settings): a slow host runs
 # fewer iterations, logged, rather than time out.
-BUDGET=${IC_META_FUZZ_BUDGET:-$(ic_full 240 480)}
+BUDGET=${IC_META_FUZZ_BUDGET:-$(ic_full 240 420)}
 SEED=${IC_META_FUZZ_SEED:-$(( $(date +%s%N) % 1000000007 ))}
 ic_origin "${IC_ID}o" 2 2000
 ic_cache "${IC_ID}c" 3

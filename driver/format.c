@@ -134,6 +134,10 @@ int ic_sb_check_geometry(const struct ic_sb *sb, const char **why)
 		*why = "superblock geometry is inconsistent";
 		return -EINVAL;
 	}
+	if (sb->nr_sets > U32_MAX) {
+		*why = "superblock has too many sets";
+		return -EINVAL;
+	}
 	if (!sb->origin_sectors ||
 	    sb->origin_sectors / sb->block_sectors > IC_OBLOCK_LIMIT) {
 		*why = "superblock origin size out of range";

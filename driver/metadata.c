@@ -73,11 +73,17 @@ int ic_meta_read_sb(struct block_device *cache, enum ic_sb_status *st,
 
 	r = ic_io_sync(io, cache, REQ_OP_READ | REQ_SYNC | REQ_META, 0,
 		       IC_SB_AREA_SECTORS, DM_IO_KMEM, buf);
-	if (!r)
-		for (i = 0; i < IC_SB_COPIES; i++)
-			st[i] = ic_sb_decode(buf + i * (IC_SB_SLOT_SECTORS <<
-							SECTOR_SHIFT),
-					     &sb[i], &why[i]);
+	for (i = 0; !r && i < IC_SB_COPIES; i++) {
+		void *slot = buf + i * (IC_SB_SLOT_SECTORS << SECTOR_SHIFT);
+
+		st[i] = ic_sb_decode(slot, &sb[i], &why[i]);
+		/* Blank means the whole 4 KiB slot: a label may sit past 512. */
+		if (st[i] == IC_SB_BLANK &&
+		    memchr_inv(slot, 0, IC_SB_SLOT_SECTORS << SECTOR_SHIFT)) {
+			st[i] = IC_SB_NOT_OURS;
+			why[i] = "not blank";
+		}
+	}
 	dm_io_client_destroy(io);
 	kfree(buf);
 	return r;
@@ -181,8 +187,23 @@ int ic_meta_write_sb(struct ic_meta *m, u32 set_flags, u32 clear_flags,
 int ic_meta_format(struct ic_meta *m, const struct ic_sb *id)
 {
 	const struct ic_geometry *geo = m->geo;
+	enum ic_sb_status st[IC_SB_COPIES];
+	struct ic_sb old[IC_SB_COPIES];
+	const char *why[IC_SB_COPIES];
 	struct ic_sb *sb = &m->sb;
-	int r;
+	u64 sb_seq = 0;
+	int r, i;
+
+	/*
+	 * Continue the sequence of an old superblock, so that a crash between
+	 * the two copies cannot leave the old one winning.
+	 */
+	r = ic_meta_read_sb(m->cache, st, old, why);
+	if (r)
+		return r;
+	for (i = 0; i < IC_SB_COPIES; i++)
+		if (st[i] == IC_SB_OK)
+			sb_seq = max(sb_seq, old[i].sb_seq);
 
 	/* Old entries would fail their checksum anyway (new salt): tidier. */
 	r = blkdev_issue_zeroout(m->cache, geo->meta_start,
@@ -194,6 +215,7 @@ int ic_meta_format(struct ic_meta *m, const struct ic_sb *id)
 		return r;
 
 	memset(sb, 0, sizeof(*sb));
+	sb->sb_seq = sb_seq;
 	generate_random_uuid(sb->uuid);
 	sb->block_sectors = geo->block_sectors;
 	sb->nr_sets = geo->nr_sets;

@@ -576,6 +576,38 @@ static u64 ic_commit_snapshot(struct ic_meta *m)
 	return n;
 }
 
+static void ic_flush_endio(struct bio *bio)
+{
+	complete(bio->bi_private);
+}
+
+/* Flush both devices at once; returns the origin's error. */
+static int ic_flush_both(struct ic_meta *m, bool *cache_error)
+{
+	DECLARE_COMPLETION_ONSTACK(origin_done);
+	DECLARE_COMPLETION_ONSTACK(cache_done);
+	struct bio origin, cache;
+	int r;
+
+	bio_init(&origin, m->origin, NULL, 0, REQ_OP_WRITE | REQ_PREFLUSH);
+	origin.bi_end_io = ic_flush_endio;
+	origin.bi_private = &origin_done;
+	bio_init(&cache, m->cache, NULL, 0, REQ_OP_WRITE | REQ_PREFLUSH);
+	cache.bi_end_io = ic_flush_endio;
+	cache.bi_private = &cache_done;
+
+	submit_bio(&origin);
+	submit_bio(&cache);
+	wait_for_completion_io(&origin_done);
+	wait_for_completion_io(&cache_done);
+
+	r = blk_status_to_errno(origin.bi_status);
+	*cache_error = cache.bi_status != BLK_STS_OK;
+	bio_uninit(&origin);
+	bio_uninit(&cache);
+	return r;
+}
+
 int ic_meta_commit(struct ic_meta *m, bool *cache_error)
 {
 	u64 nr_sets = m->idx->nr_sets, set;
@@ -586,9 +618,7 @@ int ic_meta_commit(struct ic_meta *m, bool *cache_error)
 	ic_commit_snapshot(m);
 
 	/* Everything settled before the snapshot is stable after these. */
-	r = blkdev_issue_flush(m->origin);
-	if (blkdev_issue_flush(m->cache))
-		*cache_error = true;
+	r = ic_flush_both(m, cache_error);
 
 	if (r || *cache_error) {
 		/* Try again next time: the marks stay valid until then. */

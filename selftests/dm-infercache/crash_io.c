@@ -25,14 +25,17 @@
  * them; DISCARD_PERCENT of the operations discard a block and then rewrite
  * it, plain) and readers (1- or 4-block reads, each must carry a version in
  * [completed before the read, begun after it]). A discard is a version too,
- * whose content is zeroes: a zero sector is valid where a discard version
- * is. Per block it records
+ * whose content is zeroes (while the run goes on, the target passing
+ * discards down to a disk that zeroes them); after a cut, what a discard
+ * left is undefined, so zeroes or data no older than what was durable when
+ * the discard began. Per block it records
  *   durable    the newest version acknowledged as durable: its O_DSYNC write
  *              completed, or it completed before an fdatasync was issued
  *              that then completed;
  *   completed  the newest version whose write completed successfully;
  *   submitted  the newest version ever submitted;
- *   discarded  the newest version that was a discard (0: none).
+ *   discarded  the newest version that was a discard (0: none);
+ *   floor      the durable version when that discard was submitted.
  * SIGUSR1 freezes "durable" (and stops the read checks, the device may be
  * dropping writes from now on), performs the CUT_ACTIONs in order and then
  * creates FROZEN_FILE: every acknowledgement counted as durable happened
@@ -48,7 +51,7 @@
  * then 1 MiB sequential ones) and, if given, every block of ORIGIN directly.
  * Each sector must carry a valid stamp (else "corrupt"; zeroes are valid
  * only if a discard since the durable version allows them) with a version
- * v, durable <= v (else "lost") and v <= submitted (else "corrupt": from
+ * v, durable <= v (else "lost"; or floor <= v after such a discard) and v <= submitted (else "corrupt": from
  * the future); the second read must equal the first ("changed"); DEV must
  * equal ORIGIN ("stale" when DEV's copy is older than ORIGIN's, else
  * "mismatch"). Informational: "rewritten" blocks hold a version above 1,
@@ -108,6 +111,7 @@ struct blk_state {
 	_Atomic uint64_t completed;	/* newest version acknowledged */
 	_Atomic uint64_t durable;	/* newest version acknowledged durable */
 	_Atomic uint64_t discarded;	/* newest version that is a discard */
+	_Atomic uint64_t floor;		/* durable when it was submitted */
 	atomic_flag busy;		/* a writer owns the block */
 };
 
@@ -263,16 +267,22 @@ static bool full_io(int fd, bool wr, void *buf, size_t len, uint64_t off)
 }
 
 /*
- * The version a sector read from block b stands for: its own, or for zeroes
- * the newest discard if that is at least lo; -1 with *why set otherwise.
+ * The version a sector read from block b stands for: its own; or the newest
+ * discard disc, if that is at least lo, for zeroes and for older data down
+ * to floor (what a discard leaves is undefined: a target or a disk may keep
+ * the old data); -1 with *why set otherwise.
  */
 static int64_t sector_check(const void *blk, uint64_t b, unsigned int s,
-			    uint64_t lo, uint64_t disc, const char **why)
+			    uint64_t lo, uint64_t disc, uint64_t floor,
+			    const char **why)
 {
 	int64_t v = sector_ver(blk, b, s, why);
+	bool discard = disc && disc >= lo;
 
 	if (v == ZEROES)
-		return disc && disc >= lo ? (int64_t)disc : -1;
+		return discard ? (int64_t)disc : -1;
+	if (v >= 0 && (uint64_t)v < lo && discard && (uint64_t)v >= floor)
+		return (int64_t)disc;
 	return v;
 }
 
@@ -335,6 +345,8 @@ static void *writer(void *arg)
 			/* discard, then rewrite at once (plain) */
 			ver = atomic_load(&st[b].submitted) + 1;
 			atomic_store(&st[b].submitted, ver);
+			atomic_store(&st[b].floor,
+				     atomic_load(&st[b].durable));
 			atomic_store(&st[b].discarded, ver);
 			ok = discard_block(b);
 			if (ok) {
@@ -390,8 +402,9 @@ static void check_read(const void *buf, uint64_t b, const uint64_t *lo,
 
 		for (unsigned int s = 0; s < SECTS; s++) {
 			const char *why = NULL;
+			/* while it runs, a discard must read as zeroes */
 			int64_t v = sector_check(blk, b + i, s, lo[i], disc[i],
-						 &why);
+						 UINT64_MAX, &why);
 
 			if (v < 0)
 				report("read: block %" PRIu64 " sector %u: %s "
@@ -606,23 +619,24 @@ static int write_state(const char *out)
 
 	if (!f)
 		return -1;
-	fprintf(f, "crash_io 2 run %" PRIx64 " blocks %" PRIu64 "\n", run_id,
+	fprintf(f, "crash_io 3 run %" PRIx64 " blocks %" PRIu64 "\n", run_id,
 		nblocks);
 	for (uint64_t b = 0; b < nblocks; b++)
 		fprintf(f, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %"
-			PRIu64 "\n", b, atomic_load(&st[b].durable),
+			PRIu64 " %" PRIu64 "\n", b, atomic_load(&st[b].durable),
 			atomic_load(&st[b].completed),
 			atomic_load(&st[b].submitted),
-			atomic_load(&st[b].discarded));
+			atomic_load(&st[b].discarded),
+			atomic_load(&st[b].floor));
 	return fclose(f);
 }
 
 static int read_state(const char *in)
 {
 	FILE *f = fopen(in, "r");
-	uint64_t b, d, c, s, x;
+	uint64_t b, d, c, s, x, fl;
 
-	if (!f || fscanf(f, "crash_io 2 run %" SCNx64 " blocks %" SCNu64,
+	if (!f || fscanf(f, "crash_io 3 run %" SCNx64 " blocks %" SCNu64,
 			 &run_id, &nblocks) != 2 || !nblocks) {
 		msg("cannot read state file %s", in);
 		return -1;
@@ -632,8 +646,8 @@ static int read_state(const char *in)
 		return -1;
 	for (uint64_t i = 0; i < nblocks; i++) {
 		if (fscanf(f, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
-			   " %" SCNu64, &b, &d, &c, &s, &x) != 5 || b >= nblocks ||
-		    x > s) {
+			   " %" SCNu64 " %" SCNu64, &b, &d, &c, &s, &x, &fl) != 6 ||
+		    b >= nblocks || x > s) {
 			msg("bad state file %s (line %" PRIu64 ")", in, i + 2);
 			return -1;
 		}
@@ -641,6 +655,7 @@ static int read_state(const char *in)
 		st[b].completed = c;
 		st[b].submitted = s;
 		st[b].discarded = x;
+		st[b].floor = fl;
 	}
 	fclose(f);
 	return 0;
@@ -839,7 +854,7 @@ static int64_t block_ver(const void *blk, uint64_t b, const char *what,
 	for (unsigned int i = 0; i < SECTS; i++) {
 		const char *why = NULL;
 		int64_t v = sector_check(blk, b, i, s->durable, s->discarded,
-					 &why);
+					 s->floor, &why);
 
 		if (v < 0) {
 			*corrupt = true;

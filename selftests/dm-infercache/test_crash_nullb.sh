@@ -11,14 +11,16 @@
 # crash_io freezes its record of durable writes and at once suspends both
 # legs (noflush) and powers both disks off (in random order): the legs make
 # the cut simultaneous, so that the target cannot complete I/O on one disk
-# after the other died (that would be a device failure, not a power cut).
-# The legs then fail all I/O, the target is removed, the disks are powered
-# on again with what reached their media, and the target is created again:
-# it loads the metadata as the power cut left it. Every block must read back
-# no older than its last durable write (FUA, or completed before a
-# completed fdatasync; zeroes only after a discard), valid, the same twice,
-# and the same as the origin read directly. With persistent metadata most
-# loads must find cached blocks.
+# after the other died. One cut in three leaves the legs running instead:
+# the target then sees one disk die while the other still works (a device
+# failure, then the power cut), and must neither serve a block it could
+# not invalidate nor lose one. The legs then fail all I/O, the target is
+# removed, the disks are powered on again with what reached their media,
+# and the target is created again: it loads the metadata as the power cut
+# left it. Every block must read back no older than its last durable write
+# (FUA, or completed before a completed fdatasync; zeroes only after a
+# discard), valid, the same twice, and the same as the origin read
+# directly. With persistent metadata most loads must find cached blocks.
 #
 # null_blk 6.1 caches a write only if its page is not on the media yet (a
 # write to a page that is goes straight to the media, see null_insert_page):
@@ -27,8 +29,7 @@
 # only every 40 plain writes). The cache disk's pages are never discarded,
 # so there only a slot's first write is volatile.
 #
-# IC_CRASH_UNFROZEN=1 powers the disks off without freezing the legs: the
-# target then sees one disk fail while the other still works.
+# IC_CRASH_UNFROZEN=1 makes every cut one without frozen legs.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/crash_lib.sh"
 ic_init
@@ -46,12 +47,8 @@ LC=${IC_ID}lc LO=${IC_ID}lo D=/dev/mapper/$IC_ID
 C=/dev/mapper/$LC O=/dev/mapper/$LO
 ic_linear "$LC" "/dev/${IC_ID}c" "$CSZ"
 ic_linear "$LO" "/dev/${IC_ID}o" "$OSZ"
-FREEZE=(-C "suspend:$LC" -C "suspend:$LO")
 FAIL=(-C "load:$LC:0 $CSZ error" -C "load:$LO:0 $OSZ error" -C "resume:$LC" -C "resume:$LO")
-if [[ ${IC_CRASH_UNFROZEN:-0} == 1 ]]; then
-	FREEZE=()
-	ic_log "IC_CRASH_UNFROZEN=1: the legs stay up while the disks go off"
-fi
+[[ ${IC_CRASH_UNFROZEN:-0} == 1 ]] && ic_log "IC_CRASH_UNFROZEN=1: the legs never freeze"
 
 ic_track "$IC_ID"
 cr_create "$IC_ID" "$C" "$O"
@@ -71,16 +68,21 @@ for ((r = 1; r <= CUTS; r++)); do
 	else
 		order="cache, origin" cut=(-C "write:$CP:0" -C "write:$OP:0")
 	fi
+	if ((RANDOM % 3 == 0)) || [[ ${IC_CRASH_UNFROZEN:-0} == 1 ]]; then
+		order+=", legs running"
+	else
+		cut=(-C "suspend:$LC" -C "suspend:$LO" "${cut[@]}")
+	fi
 	cr_lap
-	cr_start "$D" "$NB" "$st" -w 2 -r 2 -p 1 -x 30 -y 40 "${FREEZE[@]}" "${cut[@]}" "${FAIL[@]}"
+	cr_start "$D" "$NB" "$st" -w 2 -r 2 -p 1 -x 30 -y 40 "${cut[@]}" "${FAIL[@]}"
 	cr_lap start
 	cr_rand_ms 200 2000
 	ms=$CR_MS
 	cr_sleep_ms "$ms"
 	cr_lap run
 
-	# the cut: crash_io freezes its durable record, then the legs, then
-	# powers both disks off; the legs come back failing every I/O
+	# the cut: crash_io freezes its durable record, then (mostly) the legs,
+	# then powers both disks off; the legs come back failing every I/O
 	cr_freeze "$st"
 	[[ $(<"$CP") == 0 && $(<"$OP") == 0 ]] || ic_fail "cut $r: power off failed"
 	cr_lap cut

@@ -704,9 +704,17 @@ static void predict(const struct image *im, uint64_t table_len,
 	int i, best;
 
 	memset(p, 0, sizeof(*p));
-	for (i = 0; i < IC_SB_COPIES; i++)
-		st[i] = ic_sb_decode(im->buf + i * IC_SB_SLOT_SECTORS * SECT,
-				     &sb[i], &why);
+	for (i = 0; i < IC_SB_COPIES; i++) {
+		const u8 *slot = im->buf + i * IC_SB_SLOT_SECTORS * SECT;
+		size_t k;
+
+		st[i] = ic_sb_decode(slot, &sb[i], &why);
+		/* the driver calls a slot blank only if all 4 KiB are zero */
+		for (k = 0; st[i] == IC_SB_BLANK &&
+			    k < IC_SB_SLOT_SECTORS * SECT; k++)
+			if (slot[k])
+				st[i] = IC_SB_NOT_OURS;
+	}
 	best = ic_sb_choose(st, sb);
 	if (best < 0) {
 		if (st[0] == IC_SB_BLANK && st[1] == IC_SB_BLANK) {

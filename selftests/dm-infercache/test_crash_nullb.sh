@@ -91,7 +91,7 @@ for ((r = 1; r <= CUTS; r++)); do
 	ic_snap "$IC_ID"
 	fills=$((fills + IC_ST[fills]))
 	ic_log "cut $r at ${ms} ms ($order): cached ${IC_ST[cached]}, fills ${IC_ST[fills]}, write_hits ${IC_ST[write_hits]}, evictions ${IC_ST[evictions]}, cache_errors ${IC_ST[cache_errors]}, ${IC_ST[state]}"
-	if ! timeout "$CR_DMS_TIMEOUT" dmsetup remove "$IC_ID"; then
+	if ! dmsetup remove "$IC_ID"; then
 		forced=$((forced + 1))
 		ic_log "cut $r: dmsetup remove over dead disks failed; --force"
 		cr_dms remove --force "$IC_ID"

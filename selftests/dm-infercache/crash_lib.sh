@@ -92,9 +92,10 @@ cr_reload() {
 		ic_log "cut $4: reload: no loaded counter ($CR_NF status fields)"
 		return 0
 	fi
-	line=$(dmesg | awk -v m="$mark" '
-		seen && /infercache: .*loaded [0-9]+ blocks/ { sub(/^\[[^]]*\] */, ""); print; exit }
-		index($0, m) { seen = 1 }')
+	line=$(dmesg)			# one process: the rest is bash
+	line=${line##*"$mark"}
+	[[ $line =~ (infercache: [^$'\n']*loaded [0-9]+ blocks[^$'\n']*) ]] &&
+		line=${BASH_REMATCH[1]} || line=''
 	ic_log "cut $4: reload: loaded ${w[20]}, dropped ${w[21]}: ${line:-no load line in the kernel log}"
 	((w[20] > 0)) && CR_WARM=$((CR_WARM + 1))
 	[[ $line == *"(clean shutdown)"* ]] &&
@@ -138,7 +139,7 @@ cr_start() {
 	IC_PIDS+=("$CR_PID")
 	for ((i = 0; i < 2400; i++)); do
 		[[ -e $state.ready ]] && return 0
-		kill -0 "$CR_PID" 2>/dev/null || break
+		cr_alive "$CR_PID" || break
 		cr_nap 0.02
 	done
 	cr_show "$state.log"
@@ -164,10 +165,10 @@ cr_stop() {
 	local i rc
 	kill -TERM "$CR_PID" 2>/dev/null
 	for ((i = 0; i < 3000; i++)); do
-		kill -0 "$CR_PID" 2>/dev/null || break
+		cr_alive "$CR_PID" || break
 		cr_nap 0.02
 	done
-	if kill -0 "$CR_PID" 2>/dev/null; then
+	if cr_alive "$CR_PID"; then
 		cr_hang_report "$1"
 		ic_fail "crash_io does not stop: I/O hangs after the cut"
 	fi
@@ -177,6 +178,14 @@ cr_stop() {
 	cr_show "$1.log"
 	((rc == 0)) || ic_fail "crash_io run: status $rc (bad read or I/O error before the cut)"
 	[[ -s $1 ]] || ic_fail "crash_io saved no state"
+}
+
+# cr_alive PID: the process runs (a zombie does not: kill -0 would say it
+# does, and bash may not have reaped it yet)
+cr_alive() {
+	local -a f
+	read -r -a f <"/proc/$1/stat" 2>/dev/null || return 1
+	[[ ${f[2]} != Z ]]
 }
 
 # cr_hang_report STATE: what the stuck workload and the devices are doing

@@ -70,9 +70,13 @@ for ((r = 1; r <= CUTS; r++)); do
 	cr_lap cut
 	cr_stop "$st"
 	cr_lap stop
-	ic_snap "$IC_ID"
-	fills=$((fills + IC_ST[fills]))
-	ic_log "cut $r at ${ms} ms ($order): before the cut cached ${IC_ST[cached]}, fills ${IC_ST[fills]}, write_hits ${IC_ST[write_hits]}, evictions ${IC_ST[evictions]}"
+	note=''
+	if ((r <= 3 || r % 10 == 0)); then	# a status is one more process
+		ic_snap "$IC_ID"
+		fills=$((fills + IC_ST[fills]))
+		note=": cached ${IC_ST[cached]}, fills ${IC_ST[fills]}, write_hits ${IC_ST[write_hits]}, evictions ${IC_ST[evictions]}"
+	fi
+	ic_log "cut $r at ${ms} ms ($order)$note"
 	cr_dms remove "$IC_ID"		# its last commit is dropped too
 	cr_lap remove
 

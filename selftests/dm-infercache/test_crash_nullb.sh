@@ -88,9 +88,13 @@ for ((r = 1; r <= CUTS; r++)); do
 	cr_lap cut
 	cr_stop "$st"
 	cr_lap stop
-	ic_snap "$IC_ID"
-	fills=$((fills + IC_ST[fills]))
-	ic_log "cut $r at ${ms} ms ($order): cached ${IC_ST[cached]}, fills ${IC_ST[fills]}, write_hits ${IC_ST[write_hits]}, evictions ${IC_ST[evictions]}, cache_errors ${IC_ST[cache_errors]}, ${IC_ST[state]}"
+	note=''
+	if ((r <= 3 || r % 10 == 0)); then	# a status is one more process
+		ic_snap "$IC_ID"
+		fills=$((fills + IC_ST[fills]))
+		note=": cached ${IC_ST[cached]}, fills ${IC_ST[fills]}, write_hits ${IC_ST[write_hits]}, evictions ${IC_ST[evictions]}, cache_errors ${IC_ST[cache_errors]}, ${IC_ST[state]}"
+	fi
+	ic_log "cut $r at ${ms} ms ($order)$note"
 	if ! dmsetup remove "$IC_ID"; then
 		forced=$((forced + 1))
 		ic_log "cut $r: dmsetup remove over dead disks failed; --force"

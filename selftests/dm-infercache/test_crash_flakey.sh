@@ -4,20 +4,20 @@
 # Crash consistency, instant power cut below the target: both legs (cache
 # and origin) are dm-flakey devices over memory-backed null_blk disks
 # without a write cache, passing everything through. crash_io (see
-# crash_io.c) writes and reads 1024 blocks through the target (commit
-# interval 100 ms, a cache of about half of them, so blocks are filled,
-# rewritten and evicted); at a random instant, 0.2 to 2 s into the run,
-# crash_io freezes its record of durable writes and at once suspends both
-# legs (noflush); they are reloaded with drop_writes and resumed:
-# everything written from then on, the target's final commit included, is
-# lost. The target is removed,
-# the legs are restored and the target is created again over them: it
-# loads the metadata as the crash left it. Every block must then read back
-# no older than its last durable write (not lost), valid (not corrupt), the
-# same twice, and the same as the origin reads directly (nothing stale).
-# With persistent metadata, most loads must find cached blocks, and the
-# shutdown must be seen as unclean. Also proves that the oracle fails on an
-# inflated durable version and on a cache that disagrees with its origin.
+# crash_io.c) writes, discards and reads 1024 blocks through the target
+# (commit interval 100 ms, a cache of about half of them, so blocks are
+# filled, rewritten and evicted); at a random instant, 0.2 to 2 s into the
+# run, crash_io freezes its record of durable writes and at once suspends
+# both legs (noflush, in random order), reloads them with drop_writes and
+# resumes them: everything written from then on, the target's final commit
+# included, is lost. The target is removed, the legs are restored and the
+# target is created again over them: it loads the metadata as the crash
+# left it. Every block must then read back no older than its last durable
+# write (not lost), valid (not corrupt), the same twice, and the same as
+# the origin reads directly (nothing stale). With persistent metadata, most
+# loads must find cached blocks, and the shutdown must be seen as unclean.
+# Also proves that the oracle fails on an inflated durable version and on a
+# cache that disagrees with its origin.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/crash_lib.sh"
 ic_init

@@ -57,6 +57,7 @@
 #include <linux/wait_bit.h>
 #include <linux/ctype.h>
 #include <linux/bitmap.h>
+#include <linux/sched/mm.h>
 
 #include <linux/dm-infercache.h>
 #include "geometry.h"
@@ -1691,10 +1692,17 @@ static int infercache_preresume(struct dm_target *ti)
 {
 	struct infercache *ic = ti->private;
 	bool first = !ic->activated;
+	unsigned int noio;
 	int r;
 
 	if (first) {
+		/*
+		 * Our device is suspended: reclaim must not write to it while
+		 * the load or format allocates (vmalloc, dm-io, zeroout).
+		 */
+		noio = memalloc_noio_save();
 		r = ic_activate(ic);
+		memalloc_noio_restore(noio);
 		if (r)
 			return r;
 	}

@@ -198,7 +198,8 @@ enum ic_entry_status ic_entry_decode(const struct ic_disk_entry *disk,
 	e->oblock = le64_to_cpu(disk->oblock);
 	e->seq = le64_to_cpu(disk->seq);
 	e->flags = le32_to_cpu(disk->flags);
-	if (e->flags != IC_ENTRY_VALID || disk->reserved[0] ||
+	if (!(e->flags & IC_ENTRY_VALID) ||
+	    (e->flags & ~IC_ENTRY_KNOWN_FLAGS) || disk->reserved[0] ||
 	    disk->reserved[1] || e->oblock >= origin_blocks ||
 	    ic_oblock_set(e->oblock, nr_sets) != slot / IC_WAYS)
 		return IC_ENTRY_BAD_VALUE;

@@ -52,7 +52,9 @@
  */
 #define IC_FEATURE_COMPAT_SUPP		0ULL
 #define IC_FEATURE_RO_COMPAT_SUPP	0ULL
-#define IC_FEATURE_INCOMPAT_SUPP	0ULL
+/* Entries may say DIRTY: the slot, not the origin, holds the block. */
+#define IC_FEATURE_INCOMPAT_DIRTY	BIT_ULL(0)
+#define IC_FEATURE_INCOMPAT_SUPP	IC_FEATURE_INCOMPAT_DIRTY
 
 struct ic_disk_sb {
 	__le32 csum;		/* crc32c of bytes 4..IC_SB_BYTES */
@@ -81,7 +83,9 @@ struct ic_disk_sb {
 
 /* Entry flags. */
 #define IC_ENTRY_VALID		BIT(0)
-#define IC_ENTRY_KNOWN_FLAGS	IC_ENTRY_VALID
+/* Writeback: the origin's copy may be older (only with INCOMPAT_DIRTY). */
+#define IC_ENTRY_DIRTY		BIT(1)
+#define IC_ENTRY_KNOWN_FLAGS	(IC_ENTRY_VALID | IC_ENTRY_DIRTY)
 
 struct ic_disk_entry {
 	__le64 oblock;		/* origin block, in cache blocks */

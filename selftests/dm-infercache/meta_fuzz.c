@@ -525,7 +525,8 @@ static void edit_sb_field(struct image *im)
 		note(" sb%d.sb_seq++", copy);
 		break;
 	case 1:
-		d->incompat = cpu_to_le64(1ULL << (rnd() % 64));
+		/* Bit 0 (DIRTY) is known: an unknown one refuses. */
+		d->incompat = cpu_to_le64(1ULL << (1 + rnd() % 63));
 		note(" sb%d.incompat", copy);
 		break;
 	case 2:

@@ -57,6 +57,8 @@ bool ic_index_invalidate(struct ic_index *idx, u64 slot)
 {
 	u64 word = idx->ways[slot];
 
+	/* Forgotten data is not dirty: the caller accounts for that. */
+	word &= ~(IC_WAY_DIRTY | IC_WAY_REDIRTY | IC_WAY_SURE_DIRTY);
 	if (word & IC_WAY_FILLING) {
 		idx->ways[slot] = word | IC_WAY_STALE;
 		return false;

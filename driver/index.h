@@ -9,7 +9,7 @@
  * a slot in all, the sketch included).
  *
  * A way word holds the origin block in its low IC_OBLOCK_BITS bits and the
- * flags below; bits 57-63 are free. Each set also carries the policy's
+ * flags below; bits 62-63 are free. Each set also carries the policy's
  * frequency sketch of the blocks that map to it (policy.c). A way is free
  * when neither VALID nor FILLING is set and no I/O that looked it up is in
  * flight (inflight == 0); only a free way may be given to another block.
@@ -49,8 +49,28 @@
 #define IC_WAY_COMMITTING	BIT_ULL(55)
 #define IC_WAY_RECLAIM	BIT_ULL(56)
 
+/*
+ * Writeback (target.c, metadata.c). DIRTY: the slot is newer than the
+ * origin; set when a write to the slot is mapped, so a VALID | DIRTY way
+ * always holds some version of its block at least as new as the origin's,
+ * while a FILLING | DIRTY way is a whole-block write still landing in a slot
+ * that held something else. WB: a writeback copy of the block is in flight
+ * (it holds an inflight count); REDIRTY: a write came during it, so the
+ * block stays dirty. DISK_DIRTY: disk may say DIRTY for this slot and block
+ * (set when such an image is made); SURE_DIRTY: disk says DIRTY (set when
+ * it has landed, cleared when an image that says otherwise is made).
+ */
+#define IC_WAY_DIRTY		BIT_ULL(57)
+#define IC_WAY_WB		BIT_ULL(58)
+#define IC_WAY_REDIRTY		BIT_ULL(59)
+#define IC_WAY_DISK_DIRTY	BIT_ULL(60)
+#define IC_WAY_SURE_DIRTY	BIT_ULL(61)
+
 #define IC_WAY_PRESENT	(IC_WAY_VALID | IC_WAY_FILLING)
 #define IC_WAY_ON_DISK	(IC_WAY_DURABLE | IC_WAY_RECLAIM)
+/* Ways eviction must leave alone: their slot is the only up-to-date copy. */
+#define IC_WAY_NO_EVICT	(IC_WAY_PIN | IC_WAY_DIRTY | IC_WAY_WB | \
+			 IC_WAY_DISK_DIRTY)
 #define IC_INFLIGHT_MAX	U16_MAX
 
 /* 4-bit counters of the per-set count-min sketch: 8 a way. */

@@ -34,8 +34,11 @@ struct ic_image {
 	struct ic_batch *batch;
 	void *buf;			/* the start of the pool element */
 	u64 mb;
-	/* Per set of the block: ways left out that disk may still have. */
+	/* Per set of the block: ways left out that disk may still have, */
 	u16 drop[IC_SB_SLOT_SECTORS];
+	/* ways written DIRTY, and ways written clean that disk had DIRTY. */
+	u16 dirty[IC_SB_SLOT_SECTORS];
+	u16 cleaned[IC_SB_SLOT_SECTORS];
 };
 
 static int ic_io_sync(struct dm_io_client *io, struct block_device *bdev,
@@ -239,7 +242,8 @@ int ic_meta_format(struct ic_meta *m, const struct ic_sb *id)
 /* Decode one set's entries into the index. Returns the entries kept. */
 static unsigned int ic_load_set(struct ic_meta *m, u64 set,
 				const struct ic_disk_entry *disk,
-				u64 origin_blocks, u64 *dropped, u64 *max_seq)
+				u64 origin_blocks, bool dirty_only,
+				u64 *dropped, u64 *max_seq)
 {
 	struct ic_index *idx = m->idx;
 	struct ic_entry e[IC_WAYS];
@@ -270,10 +274,19 @@ static unsigned int ic_load_set(struct ic_meta *m, u64 set,
 
 	for (w = 0; w < IC_WAYS; w++) {
 		u64 slot = ic_index_slot(set, w);
+		bool dirty = e[w].flags & IC_ENTRY_DIRTY;
 
-		if (ok & BIT(w)) {
+		if ((ok & BIT(w)) && dirty_only && !dirty) {
+			/* After cache errors only dirty entries are the truth. */
+			idx->ways[slot] = IC_WAY_DURABLE | IC_WAY_RECLAIM;
+			ic_meta_set_dirty(m, set);
+		} else if (ok & BIT(w)) {
 			idx->ways[slot] = e[w].oblock | IC_WAY_VALID |
 					  IC_WAY_DURABLE;
+			if (dirty)
+				idx->ways[slot] |= IC_WAY_DIRTY |
+						   IC_WAY_DISK_DIRTY |
+						   IC_WAY_SURE_DIRTY;
 			*max_seq = max(*max_seq, e[w].seq);
 			kept++;
 		} else if (bad & BIT(w)) {
@@ -288,7 +301,7 @@ static unsigned int ic_load_set(struct ic_meta *m, u64 set,
 }
 
 int ic_meta_load(struct ic_meta *m, const struct ic_sb *sb,
-		 u64 origin_blocks, u64 *loaded, u64 *dropped)
+		 u64 origin_blocks, bool dirty_only, u64 *loaded, u64 *dropped)
 {
 	u64 total = m->nr_mbs * m->mb_sectors;	/* sectors of entries */
 	u64 max_seq = sb->commit_seq;
@@ -319,8 +332,8 @@ int ic_meta_load(struct ic_meta *m, const struct ic_sb *sb,
 				break;
 			*loaded += ic_load_set(m, set,
 					       buf + (i << SECTOR_SHIFT),
-					       origin_blocks, dropped,
-					       &max_seq);
+					       origin_blocks, dirty_only,
+					       dropped, &max_seq);
 		}
 		cond_resched();
 	}
@@ -352,6 +365,26 @@ bool ic_meta_needs_sync(const struct ic_index *idx, u64 set, u64 oblock)
 	return false;
 }
 
+bool ic_meta_needs_promote(u64 word)
+{
+	return (word & IC_WAY_DURABLE) && !(word & IC_WAY_SURE_DIRTY);
+}
+
+int ic_meta_enable_dirty(struct ic_meta *m)
+{
+	int r = 0;
+
+	mutex_lock(&m->lock);
+	if (!(m->sb.incompat & IC_FEATURE_INCOMPAT_DIRTY)) {
+		m->sb.incompat |= IC_FEATURE_INCOMPAT_DIRTY;
+		r = ic_write_sb_locked(m);
+		if (r)
+			m->sb.incompat &= ~IC_FEATURE_INCOMPAT_DIRTY;
+	}
+	mutex_unlock(&m->lock);
+	return r;
+}
+
 static void ic_batch_init(struct ic_batch *b)
 {
 	atomic_set(&b->pending, 1);
@@ -378,10 +411,36 @@ static unsigned long *ic_busy_word(struct ic_meta *m, u64 mb)
 }
 
 /*
- * Regenerate the image of metadata block @img->mb from the index. A way is
- * written VALID if it is VALID, no write is on it, and either disk already
- * has it or (@commit, after the commit's flush) it is COMMITTING. Returns
- * whether the image differs from what disk may hold.
+ * What the image of a set says about one way, given its word. The rules
+ * (see metadata.h): a VALID entry only while slot and origin agree and both
+ * are stable; a DIRTY entry only while the slot holds a stable version of
+ * the block at least as new as the origin's; and never drop, or write
+ * clean, an entry that may say DIRTY until the origin holds the block
+ * stably (@commit: this image follows a commit's flush).
+ */
+enum ic_image_say { IC_SAY_NOTHING, IC_SAY_CLEAN, IC_SAY_DIRTY };
+
+static enum ic_image_say ic_image_way(u64 word, bool commit)
+{
+	bool committing = commit && (word & IC_WAY_COMMITTING);
+	bool stable = (word & IC_WAY_DURABLE) || committing;
+
+	if (!(word & IC_WAY_VALID) || (word & IC_WAY_RECLAIM) || !stable)
+		return IC_SAY_NOTHING;
+	if (word & IC_WAY_DIRTY)
+		return IC_SAY_DIRTY;
+	/* Written back, but the origin's copy may not be stable yet. */
+	if ((word & IC_WAY_DISK_DIRTY) && !committing)
+		return IC_SAY_DIRTY;
+	if (word & IC_WAY_WRITING)
+		return IC_SAY_NOTHING;
+	return IC_SAY_CLEAN;
+}
+
+/*
+ * Regenerate the image of metadata block @img->mb from the index (see
+ * ic_image_way()). Returns whether the image differs from what disk may
+ * hold.
  */
 static bool ic_image_gen(struct ic_meta *m, struct ic_image *img, void *buf,
 			 bool commit)
@@ -399,6 +458,8 @@ static bool ic_image_gen(struct ic_meta *m, struct ic_image *img, void *buf,
 		unsigned long flags;
 
 		img->drop[i] = 0;
+		img->dirty[i] = 0;
+		img->cleaned[i] = 0;
 		if (set >= m->idx->nr_sets)
 			continue;
 		s = &m->idx->sets[set];
@@ -406,29 +467,40 @@ static bool ic_image_gen(struct ic_meta *m, struct ic_image *img, void *buf,
 		for (w = 0; w < IC_WAYS; w++) {
 			u64 slot = ic_index_slot(set, w);
 			u64 word = m->idx->ways[slot];
-			bool keep = (word & IC_WAY_VALID) &&
-				    !(word & (IC_WAY_WRITING | IC_WAY_RECLAIM)) &&
-				    ((word & IC_WAY_DURABLE) ||
-				     (commit && (word & IC_WAY_COMMITTING)));
+			enum ic_image_say say = ic_image_way(word, commit);
+			struct ic_entry e = {
+				.oblock = word & IC_OBLOCK_MASK,
+				.seq = seq,
+				.flags = IC_ENTRY_VALID,
+			};
 
-			if (keep) {
-				struct ic_entry e = {
-					.oblock = word & IC_OBLOCK_MASK,
-					.seq = seq,
-					.flags = IC_ENTRY_VALID,
-				};
-
-				ic_entry_encode(&e, m->salt, slot,
-						&out[i * IC_WAYS + w]);
-				if (!(word & IC_WAY_DURABLE))
+			if (say == IC_SAY_NOTHING) {
+				if (word & IC_WAY_ON_DISK) {
+					img->drop[i] |= BIT(w);
 					changes = true;
-				/* Disk may have it from now on. */
-				m->idx->ways[slot] = (word | IC_WAY_DURABLE) &
-						     ~IC_WAY_COMMITTING;
-			} else if (word & IC_WAY_ON_DISK) {
-				img->drop[i] |= BIT(w);
-				changes = true;
+				}
+				m->idx->ways[slot] = word & ~IC_WAY_SURE_DIRTY;
+				continue;
 			}
+			if (!(word & IC_WAY_DURABLE))
+				changes = true;
+			word |= IC_WAY_DURABLE;
+			if (commit)
+				word &= ~IC_WAY_COMMITTING;
+			if (say == IC_SAY_DIRTY) {
+				e.flags |= IC_ENTRY_DIRTY;
+				img->dirty[i] |= BIT(w);
+				if (!(word & IC_WAY_SURE_DIRTY))
+					changes = true;
+				word |= IC_WAY_DISK_DIRTY;
+			} else if (word & IC_WAY_DISK_DIRTY) {
+				img->cleaned[i] |= BIT(w);
+				changes = true;
+				word &= ~IC_WAY_SURE_DIRTY;
+			}
+			ic_entry_encode(&e, m->salt, slot, &out[i * IC_WAYS + w]);
+			/* Disk may have it from now on. */
+			m->idx->ways[slot] = word;
 		}
 		spin_unlock_irqrestore(&s->lock, flags);
 	}
@@ -460,14 +532,23 @@ static void ic_image_endio(unsigned long error, void *context)
 		for (i = 0; i < m->mb_sectors; i++) {
 			struct ic_set *s;
 
-			if (!img->drop[i])
+			if (!(img->drop[i] | img->dirty[i] | img->cleaned[i]))
 				continue;
 			s = &m->idx->sets[set0 + i];
 			spin_lock_irqsave(&s->lock, flags);
-			for (w = 0; w < IC_WAYS; w++)
+			for (w = 0; w < IC_WAYS; w++) {
+				u64 *word = &m->idx->ways[ic_index_slot(set0 + i, w)];
+
+				/* No later image of the block was made yet. */
 				if (img->drop[i] & BIT(w))
-					m->idx->ways[ic_index_slot(set0 + i, w)] &=
-						~IC_WAY_ON_DISK;
+					*word &= ~(IC_WAY_ON_DISK |
+						   IC_WAY_DISK_DIRTY |
+						   IC_WAY_SURE_DIRTY);
+				if (img->dirty[i] & BIT(w))
+					*word |= IC_WAY_SURE_DIRTY;
+				if (img->cleaned[i] & BIT(w))
+					*word &= ~IC_WAY_DISK_DIRTY;
+			}
 			spin_unlock_irqrestore(&s->lock, flags);
 		}
 	}
@@ -565,9 +646,21 @@ static u64 ic_commit_snapshot(struct ic_meta *m)
 		for (w = 0; w < IC_WAYS; w++) {
 			u64 *word = &idx->ways[ic_index_slot(set, w)];
 
-			if ((*word & IC_WAY_VALID) &&
-			    !(*word & (IC_WAY_WRITING | IC_WAY_ON_DISK)))
+			if (!(*word & IC_WAY_VALID) || (*word & IC_WAY_RECLAIM))
+				continue;
+			/*
+			 * Dirty data still being written is some version at
+			 * least as new as the origin's: fine for DIRTY. A
+			 * written-back block waits for the flush to go clean.
+			 */
+			if (*word & IC_WAY_DIRTY) {
+				if (!(*word & IC_WAY_DURABLE))
+					*word |= IC_WAY_COMMITTING;
+			} else if (!(*word & IC_WAY_WRITING) &&
+				   (!(*word & IC_WAY_DURABLE) ||
+				    (*word & IC_WAY_DISK_DIRTY))) {
 				*word |= IC_WAY_COMMITTING;
+			}
 		}
 		spin_unlock_irqrestore(&idx->sets[set].lock, flags);
 		if (!(++n % 1024))

@@ -6,7 +6,8 @@
  *
  * The rule everything here serves: an entry on disk says VALID only while
  * the slot's data and the origin's copy of the block agree and are both
- * stable. Hence:
+ * stable, and says DIRTY only while the slot stably holds a version of the
+ * block at least as new as the origin's (writeback). Hence:
  *   - a commit (ic_meta_commit) first marks the settled VALID ways
  *     COMMITTING, then flushes both devices, then writes the images that add
  *     them;
@@ -67,10 +68,21 @@ int ic_meta_format(struct ic_meta *m, const struct ic_sb *sb);
 
 /*
  * Read every set's entries into the (empty) index: checked entries become
- * VALID | DURABLE ways; damaged ones are dropped and counted.
+ * VALID | DURABLE ways (DIRTY ones also DIRTY | DISK_DIRTY | SURE_DIRTY);
+ * damaged ones, and with @dirty_only the clean ones, are dropped and
+ * counted.
  */
 int ic_meta_load(struct ic_meta *m, const struct ic_sb *sb,
-		 u64 origin_blocks, u64 *loaded, u64 *dropped);
+		 u64 origin_blocks, bool dirty_only, u64 *loaded, u64 *dropped);
+
+/* Set INCOMPAT_DIRTY in the superblock (before the first DIRTY entry). */
+int ic_meta_enable_dirty(struct ic_meta *m);
+
+/*
+ * May disk say CLEAN for the block of a VALID way (word)? Then a write to
+ * its slot alone must first have the set image say DIRTY (sync).
+ */
+bool ic_meta_needs_promote(u64 word);
 
 /* Rewrite both superblock copies with flags changed. */
 int ic_meta_write_sb(struct ic_meta *m, u32 set_flags, u32 clear_flags,

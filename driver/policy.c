@@ -135,7 +135,7 @@ int ic_policy_victim(struct ic_index *idx, u64 set, unsigned int freq,
 			s->hand = (way + 1) % IC_WAYS;
 			return way;
 		}
-		if ((word & (IC_WAY_FILLING | IC_WAY_PIN)) ||
+		if ((word & (IC_WAY_FILLING | IC_WAY_NO_EVICT)) ||
 		    idx->inflight[base + way])
 			continue;
 		score = 2 * ic_policy_estimate(idx, set, word & IC_OBLOCK_MASK) +

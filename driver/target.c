@@ -58,6 +58,8 @@
 #include <linux/ctype.h>
 #include <linux/bitmap.h>
 #include <linux/sched/mm.h>
+#include <linux/ioprio.h>
+#include <linux/ktime.h>
 
 #include <linux/dm-infercache.h>
 #include "geometry.h"
@@ -101,6 +103,18 @@
 #define IC_MAX_BLOCK_PAGES	DIV_ROUND_UP(IC_MAX_BLOCK_SECTORS << SECTOR_SHIFT, \
 					     PAGE_SIZE)
 
+/* Writeback. */
+#define IC_WB_MAX_BYTES		SZ_256K		/* one coalesced batch at most */
+#define IC_WB_MAX_PAGES		(IC_WB_MAX_BYTES / PAGE_SIZE)
+#define IC_WB_MAX_BLOCKS	(IC_WB_MAX_BYTES / (IC_MIN_BLOCK_SECTORS << SECTOR_SHIFT))
+#define IC_WB_MAX_INFLIGHT	256
+#define IC_WB_TICK_MS		100		/* controller window */
+#define IC_WB_MIN_SAMPLES	50		/* reads for a p99 to count */
+#define IC_WB_PROBE_TICKS	50		/* measure the baseline this often */
+#define IC_WB_CHUNK		64		/* ring entries per time stamp */
+#define IC_WB_POP_MAX		256		/* entries looked at per batch */
+#define IC_LAT_BUCKETS		88		/* 4 per power of two, to 4 s */
+
 enum ic_mode {
 	IC_MODE_WRITETHROUGH,
 	IC_MODE_WRITEBACK,
@@ -114,7 +128,40 @@ enum ic_opt {
 	IC_OPT_COMMIT_INTERVAL,
 	IC_OPT_ORIGIN_TAG,
 	IC_OPT_FORMAT,
+	/* Writeback tunables: also messages; see ic_tunables[]. */
+	IC_OPT_MAX_DIRTY_AGE,
+	IC_OPT_DIRTY_HIGH,
+	IC_OPT_READ_TARGET,
+	IC_OPT_WB_INFLIGHT,
+	IC_OPT_WB_RATE,
 	IC_NR_OPTS,
+};
+
+#define IC_FIRST_TUN	IC_OPT_MAX_DIRTY_AGE
+#define IC_NR_TUN	(IC_NR_OPTS - IC_FIRST_TUN)
+
+struct ic_tunable {
+	const char *name;
+	u32 min, max, def;
+	const char *error;
+};
+
+static const struct ic_tunable ic_tunables[IC_NR_TUN] = {
+	[IC_OPT_MAX_DIRTY_AGE - IC_FIRST_TUN] = {
+		"max_dirty_age", 100, 3600000, 10000,
+		"Invalid max_dirty_age: must be 100 to 3600000 ms" },
+	[IC_OPT_DIRTY_HIGH - IC_FIRST_TUN] = {
+		"dirty_high", 1, 90, 50,
+		"Invalid dirty_high: must be 1 to 90 (percent of the cache)" },
+	[IC_OPT_READ_TARGET - IC_FIRST_TUN] = {
+		"read_latency_target", 0, 10000000, 0,
+		"Invalid read_latency_target: must be 0 (auto) to 10000000 us" },
+	[IC_OPT_WB_INFLIGHT - IC_FIRST_TUN] = {
+		"writeback_inflight", 1, IC_WB_MAX_INFLIGHT, 16,
+		"Invalid writeback_inflight: must be 1 to 256" },
+	[IC_OPT_WB_RATE - IC_FIRST_TUN] = {
+		"writeback_rate", 0, 100000, 0,
+		"Invalid writeback_rate: must be 0 (no ceiling) to 100000 MB/s" },
 };
 
 /* Counters, in status order (the uapi header's). */
@@ -143,6 +190,48 @@ struct ic_stats {
 #define IC_DEGRADED		0	/* a cache device error: origin only */
 #define IC_ERRORS_RECORDED	1	/* the superblock says so */
 #define IC_SUSPENDED		2	/* no periodic commits */
+#define IC_WB_PAUSED		3	/* writeback paused by message */
+
+/* Read latencies of one CPU, in ic_lat_bucket() buckets. */
+struct ic_lat {
+	u32 count[IC_LAT_BUCKETS];
+};
+
+/*
+ * Writeback state. The queue is a ring of slot numbers in the order blocks
+ * became dirty, so its head always has the earliest deadline; a time stamp
+ * per IC_WB_CHUNK entries (of the chunk's first) dates the head, early
+ * rather than late. Entries go stale when their block is written back
+ * early (coalesced) or forgotten; the engine skips them. Allocated only
+ * for a target that may hold dirty blocks (ring != NULL).
+ */
+struct ic_wb {
+	spinlock_t lock;		/* ring, ios */
+	u32 *ring;
+	u32 *stamps;			/* per chunk: jiffies of its first entry */
+	u64 cap;			/* entries; a multiple of IC_WB_CHUNK */
+	u64 map_cap;			/* what writes may fill; the rest is */
+					/* for the engine's re-queueing */
+	u64 head, tail;			/* positions, only ever growing */
+	struct list_head ios;		/* batches in flight */
+	atomic_t nr_ios;
+	atomic_t flushing;		/* flush messages waiting */
+	unsigned int window;		/* batches the controller allows */
+	unsigned long next_tick;	/* jiffies of the next window */
+	unsigned long retry_after;	/* after an error: jiffies */
+	u64 rate_next_ns;		/* rate ceiling: next batch not before */
+	unsigned int ticks;
+	bool active;			/* writeback ran in this window */
+	bool probing;			/* this window measures the baseline */
+	bool backoff;			/* the last window backed off */
+	u32 p99_us, base_us;		/* last window's p99; baseline p99 */
+	u32 seen[IC_LAT_BUCKETS];	/* latency counts at the last window */
+	atomic64_t written_back, ios_issued, backoffs, errors;
+	struct delayed_work work;
+	wait_queue_head_t wait;		/* flush waiters; discards */
+	struct ic_lat __percpu *lat;
+	struct bio_set bs;
+};
 
 struct infercache {
 	struct dm_target *ti;
@@ -190,6 +279,16 @@ struct infercache {
 	mempool_t page_pool;
 	struct ic_stats __percpu *stats;
 
+	/* Writeback. */
+	enum ic_mode mode_now;		/* may differ from the table's */
+	u32 tun[IC_NR_TUN];		/* current tunables */
+	u32 tun_table[IC_NR_TUN];	/* as the table gave them */
+	atomic64_t nr_dirty;		/* DIRTY ways */
+	u64 dirty_limit;		/* blocks: dirty_high of the slots */
+	bool dirty_only;		/* errors recorded: load dirty only */
+	struct mutex mode_lock;		/* mode switches, ring allocation */
+	struct ic_wb wb;
+
 	/* The table as given, for STATUSTYPE_TABLE. */
 	enum ic_mode mode;
 	unsigned int block_size;
@@ -208,6 +307,7 @@ enum ic_bio_kind {
 	IC_BIO_MISS_WRITE,	/* holds writes_inflight of its set */
 	IC_BIO_DISCARD,		/* holds discards_inflight */
 	IC_BIO_FILLED,		/* completed by a fill; nothing held */
+	IC_BIO_DIRTY_WRITE,	/* to the slot alone: inflight, writes_inflight */
 };
 
 struct ic_bio {
@@ -216,7 +316,25 @@ struct ic_bio {
 	u64 set;
 	bool cache_failed;		/* the write-through copy failed */
 	bool no_copy;			/* the copy was not issued */
+	bool alloc;			/* a dirty write that took the way */
+	bool timed;			/* a read: record its latency */
+	u64 start_ns;
 	struct bvec_iter iter;		/* of a hit, to retry on the origin */
+};
+
+/* A writeback batch: origin-contiguous dirty blocks, one origin write. */
+struct ic_wb_io {
+	struct infercache *ic;
+	struct list_head list;		/* in ic->wb.ios */
+	u64 first;			/* oblock of slots[0] */
+	unsigned int nr;		/* blocks */
+	unsigned int nr_pages;
+	bool urgent;			/* deadline, watermark or flush */
+	atomic_t pending;		/* reads from the cache in flight */
+	blk_status_t read_status;
+	struct work_struct work;
+	u32 slots[IC_WB_MAX_BLOCKS];
+	struct page *pages[IC_WB_MAX_PAGES];
 };
 
 struct ic_fill {
@@ -278,14 +396,176 @@ static void ic_remap_cache(struct infercache *ic, struct bio *bio, u64 set,
 		ic_slot_sector(&ic->geo, ic_index_slot(set, way)) + in_block;
 }
 
+/* ---- Writeback ---- */
+
+static u32 ic_tun(struct infercache *ic, enum ic_opt opt)
+{
+	return READ_ONCE(ic->tun[opt - IC_FIRST_TUN]);
+}
+
+/* May this target hold dirty blocks (a writeback queue exists)? */
+static bool ic_wb_capable(struct infercache *ic)
+{
+	/* Pairs with ic_wb_alloc(): the queue is ready once seen. */
+	return smp_load_acquire(&ic->wb.ring);
+}
+
+static void ic_set_dirty_limit(struct infercache *ic)
+{
+	WRITE_ONCE(ic->dirty_limit,
+		   div_u64(ic->geo.nr_slots * ic_tun(ic, IC_OPT_DIRTY_HIGH),
+			   100));
+}
+
+/* Read latency buckets: exact below 4 us, then 4 per power of two. */
+static unsigned int ic_lat_bucket(u64 us)
+{
+	unsigned int e;
+
+	if (us < 4)
+		return us;
+	e = ilog2(us);
+	return min_t(unsigned int, IC_LAT_BUCKETS - 1,
+		     4 + (e - 2) * 4 + ((us >> (e - 2)) & 3));
+}
+
+/* The largest latency, in us, that bucket @b holds. */
+static u32 ic_lat_bucket_max(unsigned int b)
+{
+	unsigned int e;
+
+	if (b < 4)
+		return b;
+	e = (b - 4) / 4 + 2;
+	return ((5 + (b - 4) % 4) << (e - 2)) - 1;
+}
+
+static void ic_lat_record(struct infercache *ic, u64 start_ns)
+{
+	u64 us = div_u64(ktime_get_ns() - start_ns, NSEC_PER_USEC);
+
+	this_cpu_inc(ic->wb.lat->count[ic_lat_bucket(us)]);
+}
+
+/* The p99 of the reads since the last call, in us; 0 if too few. */
+static u32 ic_lat_window_p99(struct infercache *ic, u32 *samples)
+{
+	struct ic_wb *wb = &ic->wb;
+	u32 delta[IC_LAT_BUCKETS], total = 0, want, acc = 0;
+	unsigned int b;
+	int cpu;
+
+	for (b = 0; b < IC_LAT_BUCKETS; b++) {
+		u32 sum = 0;
+
+		for_each_possible_cpu(cpu)
+			sum += READ_ONCE(per_cpu_ptr(wb->lat, cpu)->count[b]);
+		delta[b] = sum - wb->seen[b];
+		wb->seen[b] = sum;
+		total += delta[b];
+	}
+	*samples = total;
+	if (total < IC_WB_MIN_SAMPLES)
+		return 0;
+	want = total - total / 100;
+	for (b = 0; b < IC_LAT_BUCKETS; b++) {
+		acc += delta[b];
+		if (acc >= want)
+			break;
+	}
+	return ic_lat_bucket_max(min_t(unsigned int, b, IC_LAT_BUCKETS - 1));
+}
+
+/* The read p99 writeback must not push reads past (0: none known yet). */
+static u32 ic_wb_target(struct infercache *ic)
+{
+	u32 target = ic_tun(ic, IC_OPT_READ_TARGET);
+
+	return target ?: READ_ONCE(ic->wb.base_us) * 6 / 5;
+}
+
+/* Append @slot to the queue, unless that would pass @limit entries. */
+static bool ic_wb_push_locked(struct ic_wb *wb, u64 slot, u64 limit)
+{
+	u64 i;
+
+	if (wb->tail - wb->head >= limit)
+		return false;
+	i = wb->tail % wb->cap;
+	if (!(i % IC_WB_CHUNK))
+		wb->stamps[i / IC_WB_CHUNK] = jiffies;
+	wb->ring[i] = slot;
+	wb->tail++;
+	return true;
+}
+
+/* The engine's own re-queueing: uses the slack writes may not fill. */
+static void ic_wb_requeue(struct infercache *ic, u64 slot)
+{
+	struct ic_wb *wb = &ic->wb;
+	unsigned long flags;
+	bool ok;
+
+	spin_lock_irqsave(&wb->lock, flags);
+	ok = ic_wb_push_locked(wb, slot, wb->cap - IC_WB_CHUNK);
+	spin_unlock_irqrestore(&wb->lock, flags);
+	WARN_ON_ONCE(!ok);
+}
+
+/*
+ * Count a new dirty block of @slot and queue it, if it stays under the
+ * high watermark and the queue has room. Set lock held.
+ */
+static bool ic_dirty_get(struct infercache *ic, u64 slot)
+{
+	struct ic_wb *wb = &ic->wb;
+	bool ok;
+
+	if (atomic64_inc_return(&ic->nr_dirty) <= READ_ONCE(ic->dirty_limit)) {
+		spin_lock(&wb->lock);
+		ok = ic_wb_push_locked(wb, slot, wb->map_cap);
+		spin_unlock(&wb->lock);
+		if (ok)
+			return true;
+	}
+	atomic64_dec(&ic->nr_dirty);
+	return false;
+}
+
+static void ic_wb_kick(struct infercache *ic, unsigned long delay)
+{
+	if (!test_bit(IC_SUSPENDED, &ic->flags))
+		queue_delayed_work(ic->wq, &ic->wb.work, delay);
+}
+
+/* Is a writeback batch of a block in [first, last) in flight? */
+static bool ic_wb_overlaps(struct infercache *ic, u64 first, u64 last)
+{
+	struct ic_wb *wb = &ic->wb;
+	struct ic_wb_io *io;
+	bool overlap = false;
+
+	spin_lock_irq(&wb->lock);
+	list_for_each_entry(io, &wb->ios, list)
+		if (io->first < last && io->first + io->nr > first)
+			overlap = true;
+	spin_unlock_irq(&wb->lock);
+	return overlap;
+}
+
 /*
  * Drop a VALID block, or mark a fill of it STALE. Set lock held. Its entry
- * stays on disk (still true) until the next image of the set.
+ * stays on disk (still true) until the next image of the set. A dirty
+ * block is forgotten too: only discards and errors come here with one.
  */
 static void ic_invalidate_slot(struct infercache *ic, u64 slot)
 {
+	u64 word = ic->index.ways[slot];
+
 	if (ic_index_invalidate(&ic->index, slot))
 		atomic64_dec(&ic->cached);
+	if (word & IC_WAY_DIRTY)
+		atomic64_dec(&ic->nr_dirty);
 	if (ic->index.ways[slot] & IC_WAY_ON_DISK)
 		ic_meta_set_dirty(&ic->meta, slot / IC_WAYS);
 }
@@ -600,13 +880,21 @@ static int ic_map_read(struct infercache *ic, struct bio *bio,
 {
 	sector_t offset = dm_target_offset(ic->ti, bio->bi_iter.bi_sector);
 	u64 oblock = offset >> ic->block_shift;
+	bool degraded = ic_degraded(ic);
 	unsigned long flags;
 	struct ic_set *s;
 	u64 set, slot;
 	int way;
 
 	ic_stat_inc(ic, IC_STAT_READS);
-	if (unlikely(oblock >= ic->origin_blocks || ic_degraded(ic))) {
+	if (ic_wb_capable(ic)) {
+		/* What the writeback controller watches. */
+		pb->timed = true;
+		pb->start_ns = ktime_get_ns();
+	}
+	/* Degraded, only dirty blocks are still read from the cache. */
+	if (unlikely(oblock >= ic->origin_blocks ||
+		     (degraded && !ic_wb_capable(ic)))) {
 		ic_stat_inc(ic, IC_STAT_READ_MISSES);
 		return ic_map_bypass(ic, bio);
 	}
@@ -617,8 +905,12 @@ static int ic_map_read(struct infercache *ic, struct bio *bio,
 	spin_lock_irqsave(&s->lock, flags);
 	way = ic_index_find(&ic->index, set, oblock);
 	if (way >= 0) {
+		u64 word;
+
 		slot = ic_index_slot(set, way);
-		if ((ic->index.ways[slot] & IC_WAY_VALID) &&
+		word = ic->index.ways[slot];
+		if ((word & IC_WAY_VALID) &&
+		    (!degraded || (word & IC_WAY_DIRTY)) &&
 		    ic->index.inflight[slot] < IC_INFLIGHT_MAX) {
 			ic->index.inflight[slot]++;
 			ic_policy_hit(&ic->index, set, way);
@@ -632,9 +924,13 @@ static int ic_map_read(struct infercache *ic, struct bio *bio,
 			ic_remap_cache(ic, bio, set, way, offset);
 			return DM_MAPIO_REMAPPED;
 		}
-		/* Being filled, or too busy to count: no second fill. */
+		/*
+		 * Being filled (or written whole, dirty: a read racing an
+		 * unfinished write may see the old data), or too busy to
+		 * count: no second fill.
+		 */
 		way = -1;
-	} else {
+	} else if (!degraded) {
 		unsigned int freq = ic_policy_miss(&ic->index, set, oblock);
 
 		way = ic_fill_reserve(ic, bio, set, oblock, freq, offset);
@@ -696,12 +992,67 @@ static int ic_defer(struct infercache *ic, struct bio *bio)
 	return DM_MAPIO_SUBMITTED;
 }
 
+/* Does @bio write all of its block? */
+static bool ic_whole_block(struct infercache *ic, struct bio *bio,
+			   sector_t offset)
+{
+	return !(offset & (ic_block_sectors(ic) - 1)) &&
+	       bio_sectors(bio) == ic_block_sectors(ic);
+}
+
+/* Degraded: is @oblock dirty, or may disk still say it is? */
+static bool ic_block_dirty(struct infercache *ic, u64 oblock)
+{
+	u64 set = ic_index_set(&ic->index, oblock);
+	unsigned long flags;
+	bool dirty = false;
+	int way;
+
+	spin_lock_irqsave(&ic_set(ic, set)->lock, flags);
+	way = ic_index_find(&ic->index, set, oblock);
+	if (way >= 0)
+		dirty = ic->index.ways[ic_index_slot(set, way)] &
+			(IC_WAY_DIRTY | IC_WAY_DISK_DIRTY);
+	spin_unlock_irqrestore(&ic_set(ic, set)->lock, flags);
+	return dirty;
+}
+
+/*
+ * Writeback: take a way for a whole-block write of @oblock that missed, if
+ * admission gives one and the block may become dirty. Set lock held.
+ * Returns the way (FILLING | DIRTY until the write lands) or -1.
+ */
+static int ic_dirty_alloc(struct infercache *ic, u64 set, u64 oblock)
+{
+	unsigned int freq = ic_policy_miss(&ic->index, set, oblock);
+	int way = ic_policy_victim(&ic->index, set, freq, false);
+	u64 slot, word;
+
+	if (way == IC_VICTIM_REJECT)
+		ic_stat_inc(ic, IC_STAT_REJECTS);
+	if (way < 0)
+		return -1;
+	slot = ic_index_slot(set, way);
+	if (!ic_dirty_get(ic, slot))
+		return -1;
+	word = ic->index.ways[slot];
+	if (word & IC_WAY_VALID) {
+		atomic64_dec(&ic->cached);
+		ic_stat_inc(ic, IC_STAT_EVICTIONS);
+	}
+	/* An old entry on disk must leave before the data lands: sync. */
+	ic->index.ways[slot] = oblock | IC_WAY_FILLING | IC_WAY_DIRTY |
+			       (word & IC_WAY_ON_DISK ? IC_WAY_ON_DISK : 0);
+	return way;
+}
+
 static int ic_map_write(struct infercache *ic, struct bio *bio,
 			struct ic_bio *pb)
 {
 	sector_t offset = dm_target_offset(ic->ti, bio->bi_iter.bi_sector);
 	u64 oblock = offset >> ic->block_shift;
-	bool hit = false, dropped = false, sync;
+	bool hit = false, dropped = false, dirty = false, newly = false;
+	bool sync, writeback;
 	unsigned long flags;
 	struct ic_set *s;
 	u64 set, slot = 0;
@@ -710,11 +1061,15 @@ static int ic_map_write(struct infercache *ic, struct bio *bio,
 	ic_stat_inc(ic, IC_STAT_WRITES);
 	pb->cache_failed = false;
 	pb->no_copy = false;
+	pb->alloc = false;
 	if (unlikely(oblock >= ic->origin_blocks)) {
 		ic_remap_origin(ic, bio);
 		return DM_MAPIO_REMAPPED;
 	}
 	if (unlikely(ic_degraded(ic))) {
+		/* The cache holds the only copy; a reload would serve it. */
+		if (ic_wb_capable(ic) && ic_block_dirty(ic, oblock))
+			return DM_MAPIO_KILL;
 		/* Entries on disk may go stale: say so there first. */
 		if (!test_bit(IC_ERRORS_RECORDED, &ic->flags))
 			return ic_defer(ic, bio);
@@ -722,6 +1077,8 @@ static int ic_map_write(struct infercache *ic, struct bio *bio,
 		return DM_MAPIO_REMAPPED;
 	}
 
+	writeback = READ_ONCE(ic->mode_now) == IC_MODE_WRITEBACK &&
+		    ic_wb_capable(ic);
 	set = ic_index_set(&ic->index, oblock);
 	s = ic_set(ic, set);
 
@@ -733,8 +1090,29 @@ static int ic_map_write(struct infercache *ic, struct bio *bio,
 
 		slot = ic_index_slot(set, way);
 		word = ic->index.ways[slot];
-		if (!(word & IC_WAY_VALID) || (word & IC_WAY_WRITING) ||
-		    ic->index.inflight[slot] >= IC_INFLIGHT_MAX) {
+		if (ic->index.inflight[slot] >= IC_INFLIGHT_MAX) {
+			if (word & IC_WAY_DIRTY) {
+				/* Cannot be dropped, cannot count one more. */
+				s->writes_inflight--;
+				spin_unlock_irqrestore(&s->lock, flags);
+				return DM_MAPIO_REQUEUE;
+			}
+			dropped = ic_index_invalidate(&ic->index, slot);
+		} else if ((word & IC_WAY_DIRTY) ||
+			   (writeback && (word & IC_WAY_VALID) &&
+			    !(word & IC_WAY_WRITING) && ic_dirty_get(ic, slot))) {
+			/*
+			 * To the slot alone: it holds (or is being written
+			 * with) the newest copy. Writes may overlap: the
+			 * slot orders them, as a disk would.
+			 */
+			newly = !(word & IC_WAY_DIRTY);
+			ic->index.ways[slot] = word | IC_WAY_DIRTY |
+				(word & IC_WAY_WB ? IC_WAY_REDIRTY : 0);
+			ic->index.inflight[slot]++;
+			ic_policy_hit(&ic->index, set, way);
+			dirty = true;
+		} else if (!(word & IC_WAY_VALID) || (word & IC_WAY_WRITING)) {
 			/*
 			 * Being filled (the fill turns STALE), or another
 			 * write is on the slot: two writes could land on the
@@ -749,14 +1127,46 @@ static int ic_map_write(struct infercache *ic, struct bio *bio,
 			ic_policy_hit(&ic->index, set, way);
 			hit = true;
 		}
+	} else if (writeback && ic_whole_block(ic, bio, offset)) {
+		way = ic_dirty_alloc(ic, set, oblock);
+		if (way >= 0) {
+			slot = ic_index_slot(set, way);
+			ic->index.inflight[slot]++;
+			pb->alloc = true;
+			dirty = true;
+			newly = true;
+		}
 	}
-	sync = ic_meta_needs_sync(&ic->index, set, oblock);
+	if (dirty) {
+		u64 word = ic->index.ways[slot];
+
+		/*
+		 * Disk may say CLEAN for the block: say DIRTY first. Or the
+		 * slot's old entry names another block: remove it first.
+		 */
+		sync = word & IC_WAY_VALID ? ic_meta_needs_promote(word) :
+					     !!(word & IC_WAY_ON_DISK);
+	} else {
+		sync = ic_meta_needs_sync(&ic->index, set, oblock);
+	}
 	spin_unlock_irqrestore(&s->lock, flags);
 
 	if (dropped)
 		atomic64_dec(&ic->cached);
 
 	pb->set = set;
+	if (dirty) {
+		pb->kind = IC_BIO_DIRTY_WRITE;
+		pb->way = way;
+		if (!pb->alloc)
+			ic_stat_inc(ic, IC_STAT_WRITE_HITS);
+		if (newly)
+			ic_wb_kick(ic, msecs_to_jiffies(IC_WB_TICK_MS));
+		if (sync)
+			return ic_defer(ic, bio);
+		ic_remap_cache(ic, bio, set, way, offset);
+		return DM_MAPIO_REMAPPED;
+	}
 	pb->way = hit ? way : 0;
 	pb->kind = hit ? IC_BIO_HIT_WRITE : IC_BIO_MISS_WRITE;
 	if (hit)
@@ -857,6 +1267,9 @@ static void ic_discard_prepare(struct infercache *ic, struct bio *bio)
 	else if (ic_meta_sync_sets(&ic->meta, ic->discard_sets))
 		ic_cache_error(ic);
 	mutex_unlock(&ic->discard_lock);
+	/* A writeback copy of old data must not land after the discard. */
+	if (ic_wb_capable(ic))
+		wait_event(ic->wb.wait, !ic_wb_overlaps(ic, first, last));
 }
 
 /*
@@ -924,6 +1337,19 @@ static void ic_defer_work(struct work_struct *work)
 	while ((bio = bio_list_pop(&bios))) {
 		struct ic_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
 
+		if (pb->kind == IC_BIO_DIRTY_WRITE) {
+			sector_t offset = dm_target_offset(ic->ti,
+						bio->bi_iter.bi_sector);
+
+			if (ic_meta_sync_set(&ic->meta, pb->set)) {
+				ic_cache_error(ic);
+				bio_io_error(bio);
+				continue;
+			}
+			ic_remap_cache(ic, bio, pb->set, pb->way, offset);
+			submit_bio_noacct(bio);
+			continue;
+		}
 		switch (pb->kind) {
 		case IC_BIO_HIT_WRITE:
 		case IC_BIO_MISS_WRITE:
@@ -964,8 +1390,13 @@ static int ic_commit(struct infercache *ic)
 	bool cache_error;
 	int r;
 
-	if (ic_degraded(ic) || !ic->activated)
-		return blkdev_issue_flush(ic->origin_dev->bdev);
+	if (ic_degraded(ic) || !ic->activated) {
+		r = blkdev_issue_flush(ic->origin_dev->bdev);
+		/* Dirty blocks on a failing cache: no durability to promise. */
+		if (!r && ic_degraded(ic) && atomic64_read(&ic->nr_dirty))
+			r = -EIO;
+		return r;
+	}
 	r = ic_meta_commit(&ic->meta, &cache_error);
 	if (cache_error) {
 		ic_cache_error(ic);
@@ -1002,12 +1433,555 @@ static void ic_commit_work(struct work_struct *work)
 				   msecs_to_jiffies(READ_ONCE(ic->commit_ms)));
 }
 
+/* ---- Writeback engine ---- */
+
+/* Must writeback run now whatever reads see? */
+static bool ic_wb_urgent(struct infercache *ic)
+{
+	struct ic_wb *wb = &ic->wb;
+	unsigned long age = msecs_to_jiffies(ic_tun(ic, IC_OPT_MAX_DIRTY_AGE));
+	bool due = false;
+
+	if (atomic_read(&wb->flushing))
+		return true;
+	if (atomic64_read(&ic->nr_dirty) * 4 >= READ_ONCE(ic->dirty_limit) * 3)
+		return true;
+	spin_lock_irq(&wb->lock);
+	if (wb->head != wb->tail)
+		due = time_after_eq(jiffies,
+				    wb->stamps[(wb->head % wb->cap) /
+					       IC_WB_CHUNK] + age);
+	spin_unlock_irq(&wb->lock);
+	return due;
+}
+
+/* One controller window has passed: adjust how much writeback may run. */
+static void ic_wb_tick(struct infercache *ic)
+{
+	struct ic_wb *wb = &ic->wb;
+	u32 cap = ic_tun(ic, IC_OPT_WB_INFLIGHT);
+	u32 samples, p99, target;
+
+	p99 = ic_lat_window_p99(ic, &samples);
+	WRITE_ONCE(wb->p99_us, p99);
+	/* A window without writeback tells what reads cost without it. */
+	if (p99 && (!wb->active || wb->probing))
+		WRITE_ONCE(wb->base_us,
+			   wb->base_us ? (3 * wb->base_us + p99) / 4 : p99);
+	target = ic_wb_target(ic);
+
+	wb->backoff = false;
+	if (!p99) {
+		wb->window = cap;		/* idle, or too few reads */
+	} else if (target && p99 > target) {
+		wb->window /= 2;
+		wb->backoff = true;
+		atomic64_inc(&wb->backoffs);
+	} else {
+		wb->window = min(cap, wb->window + 1);
+	}
+
+	/* Measure the baseline first, and again now and then. */
+	wb->probing = p99 && wb->active &&
+		      (!wb->base_us || !(++wb->ticks % IC_WB_PROBE_TICKS));
+	wb->active = false;
+	wb->next_tick = jiffies + msecs_to_jiffies(IC_WB_TICK_MS);
+}
+
+enum ic_wb_take { IC_WB_TAKEN, IC_WB_STALE, IC_WB_BUSY };
+
+/*
+ * Take the way of @slot for writeback if it is dirty and nothing writes to
+ * its set (a write in flight may land after our read of the slot). Set
+ * lock held.
+ */
+static enum ic_wb_take ic_wb_take_way(struct infercache *ic, u64 slot)
+{
+	struct ic_set *s = ic_set(ic, slot / IC_WAYS);
+	u64 word = ic->index.ways[slot];
+
+	if (!(word & IC_WAY_DIRTY))
+		return IC_WB_STALE;
+	if (!(word & IC_WAY_VALID) || (word & IC_WAY_WB) ||
+	    s->writes_inflight ||
+	    ic->index.inflight[slot] >= IC_INFLIGHT_MAX)
+		return IC_WB_BUSY;
+	ic->index.ways[slot] = word | IC_WAY_WB;
+	ic->index.inflight[slot]++;
+	return IC_WB_TAKEN;
+}
+
+static enum ic_wb_take ic_wb_take_slot(struct infercache *ic, u64 slot,
+				       u64 *oblock)
+{
+	struct ic_set *s = ic_set(ic, slot / IC_WAYS);
+	enum ic_wb_take r;
+
+	spin_lock_irq(&s->lock);
+	r = ic_wb_take_way(ic, slot);
+	*oblock = ic->index.ways[slot] & IC_OBLOCK_MASK;
+	spin_unlock_irq(&s->lock);
+	return r;
+}
+
+/* Take the dirty block @oblock, to extend a batch. */
+static bool ic_wb_take_block(struct infercache *ic, u64 oblock, u32 *slot)
+{
+	u64 set;
+	int way;
+	bool taken = false;
+
+	if (oblock >= ic->origin_blocks)
+		return false;
+	set = ic_index_set(&ic->index, oblock);
+	spin_lock_irq(&ic_set(ic, set)->lock);
+	way = ic_index_find(&ic->index, set, oblock);
+	if (way >= 0) {
+		*slot = ic_index_slot(set, way);
+		taken = ic_wb_take_way(ic, *slot) == IC_WB_TAKEN;
+	}
+	spin_unlock_irq(&ic_set(ic, set)->lock);
+	return taken;
+}
+
+/*
+ * Pop the oldest dirty block that can go now and gather its dirty
+ * origin-contiguous neighbours into one batch.
+ */
+static struct ic_wb_io *ic_wb_gather(struct infercache *ic)
+{
+	unsigned int max = IC_WB_MAX_BYTES >> (ic->block_shift + SECTOR_SHIFT);
+	struct ic_wb *wb = &ic->wb;
+	u32 back[IC_WB_MAX_BLOCKS], slot = 0;
+	unsigned int looked, nb = 0, i;
+	struct ic_wb_io *io;
+	u64 oblock = 0;
+	bool found = false;
+
+	io = kzalloc(sizeof(*io), GFP_NOIO | __GFP_NOWARN);
+	if (!io)
+		return NULL;
+
+	for (looked = 0; looked < IC_WB_POP_MAX && !found; looked++) {
+		spin_lock_irq(&wb->lock);
+		if (wb->head == wb->tail) {
+			spin_unlock_irq(&wb->lock);
+			break;
+		}
+		slot = wb->ring[wb->head % wb->cap];
+		wb->head++;
+		spin_unlock_irq(&wb->lock);
+
+		switch (ic_wb_take_slot(ic, slot, &oblock)) {
+		case IC_WB_TAKEN:
+			found = true;
+			break;
+		case IC_WB_BUSY:
+			ic_wb_requeue(ic, slot);
+			break;
+		case IC_WB_STALE:
+			break;
+		}
+	}
+	if (!found) {
+		kfree(io);
+		return NULL;
+	}
+
+	while (nb + 1 < max && oblock > nb &&
+	       ic_wb_take_block(ic, oblock - nb - 1, &back[nb]))
+		nb++;
+	for (i = 0; i < nb; i++)
+		io->slots[i] = back[nb - 1 - i];
+	io->slots[nb] = slot;
+	io->first = oblock - nb;
+	io->nr = nb + 1;
+	while (io->nr < max &&
+	       ic_wb_take_block(ic, io->first + io->nr, &io->slots[io->nr]))
+		io->nr++;
+	io->ic = ic;
+	return io;
+}
+
+/* Done with the blocks of a batch: clean, or dirty and queued again. */
+static void ic_wb_release(struct ic_wb_io *io, blk_status_t status)
+{
+	struct infercache *ic = io->ic;
+	struct ic_wb *wb = &ic->wb;
+	unsigned long flags;
+	unsigned int i, cleaned = 0;
+
+	for (i = 0; i < io->nr; i++) {
+		u64 slot = io->slots[i], set = slot / IC_WAYS;
+		struct ic_set *s = ic_set(ic, set);
+		bool clean = false, again = false;
+		u64 word;
+
+		spin_lock_irqsave(&s->lock, flags);
+		word = ic->index.ways[slot] & ~IC_WAY_WB;
+		ic->index.inflight[slot]--;
+		if (word & IC_WAY_DIRTY) {
+			if (!status && !(word & IC_WAY_REDIRTY)) {
+				/* Clean once a commit has flushed the origin. */
+				word &= ~(IC_WAY_DIRTY | IC_WAY_COMMITTING);
+				clean = true;
+			} else {
+				word &= ~IC_WAY_REDIRTY;
+				again = true;
+			}
+		}
+		ic->index.ways[slot] = word;
+		spin_unlock_irqrestore(&s->lock, flags);
+
+		if (clean) {
+			atomic64_dec(&ic->nr_dirty);
+			ic_meta_set_dirty(&ic->meta, set);
+			cleaned++;
+		}
+		if (again)
+			ic_wb_requeue(ic, slot);
+	}
+	atomic64_add(cleaned, &wb->written_back);
+	for (i = 0; i < io->nr_pages; i++)
+		__free_page(io->pages[i]);
+}
+
+/* A batch is over. Nothing may touch @ic after nr_ios drops. */
+static void ic_wb_io_done(struct ic_wb_io *io, blk_status_t status)
+{
+	struct infercache *ic = io->ic;
+	struct ic_wb *wb = &ic->wb;
+	unsigned long flags;
+
+	ic_wb_release(io, status);
+	if (status) {
+		atomic64_inc(&wb->errors);
+		WRITE_ONCE(wb->retry_after, jiffies + HZ);
+	}
+	spin_lock_irqsave(&wb->lock, flags);
+	list_del(&io->list);
+	spin_unlock_irqrestore(&wb->lock, flags);
+	kfree(io);
+
+	wake_up_all(&wb->wait);
+	ic_wb_kick(ic, 0);
+	if (atomic_dec_and_test(&wb->nr_ios))
+		wake_up_var(&wb->nr_ios);
+}
+
+static void ic_wb_write_endio(struct bio *bio)
+{
+	struct ic_wb_io *io = bio->bi_private;
+	blk_status_t status = bio->bi_status;
+
+	bio_put(bio);
+	ic_wb_io_done(io, status);
+}
+
+static unsigned short ic_wb_prio(struct ic_wb_io *io)
+{
+	/* Behind foreground I/O, unless a deadline or the watermark says. */
+	return io->urgent ? IOPRIO_DEFAULT : IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 7);
+}
+
+/* All of the batch has been read from the cache: one origin write. */
+static void ic_wb_write_work(struct work_struct *work)
+{
+	struct ic_wb_io *io = container_of(work, struct ic_wb_io, work);
+	struct infercache *ic = io->ic;
+	struct bio *bio;
+	unsigned int i;
+
+	if (io->read_status) {
+		ic_cache_error(ic);
+		ic_wb_io_done(io, io->read_status);
+		return;
+	}
+	bio = bio_alloc_bioset(ic->origin_dev->bdev, io->nr_pages, REQ_OP_WRITE,
+			       GFP_NOIO, &ic->wb.bs);
+	bio->bi_iter.bi_sector = io->first << ic->block_shift;
+	bio->bi_ioprio = ic_wb_prio(io);
+	bio->bi_private = io;
+	bio->bi_end_io = ic_wb_write_endio;
+	for (i = 0; i < io->nr_pages; i++)
+		__bio_add_page(bio, io->pages[i], PAGE_SIZE, 0);
+	submit_bio_noacct(bio);
+}
+
+static void ic_wb_read_endio(struct bio *bio)
+{
+	struct ic_wb_io *io = bio->bi_private;
+
+	if (bio->bi_status)
+		WRITE_ONCE(io->read_status, bio->bi_status);
+	bio_put(bio);
+	if (atomic_dec_and_test(&io->pending))
+		queue_work(io->ic->wq, &io->work);
+}
+
+/* Read every block of the batch from its slot. */
+static void ic_wb_submit(struct infercache *ic, struct ic_wb_io *io)
+{
+	unsigned int ppb = (ic_block_sectors(ic) << SECTOR_SHIFT) / PAGE_SIZE;
+	struct ic_wb *wb = &ic->wb;
+	unsigned int i, p;
+
+	INIT_WORK(&io->work, ic_wb_write_work);
+	atomic_set(&io->pending, io->nr);
+	spin_lock_irq(&wb->lock);
+	list_add_tail(&io->list, &wb->ios);
+	spin_unlock_irq(&wb->lock);
+	atomic_inc(&wb->nr_ios);
+	atomic64_inc(&wb->ios_issued);
+	wb->active = true;
+
+	for (i = 0; i < io->nr; i++) {
+		struct bio *bio = bio_alloc_bioset(ic->cache_dev->bdev, ppb,
+						   REQ_OP_READ, GFP_NOIO,
+						   &wb->bs);
+
+		bio->bi_iter.bi_sector = ic_slot_sector(&ic->geo, io->slots[i]);
+		bio->bi_ioprio = ic_wb_prio(io);
+		bio->bi_private = io;
+		bio->bi_end_io = ic_wb_read_endio;
+		for (p = 0; p < ppb; p++)
+			__bio_add_page(bio, io->pages[i * ppb + p], PAGE_SIZE, 0);
+		submit_bio_noacct(bio);
+	}
+}
+
+static int ic_wb_alloc_pages(struct infercache *ic, struct ic_wb_io *io)
+{
+	unsigned int n = io->nr * ((ic_block_sectors(ic) << SECTOR_SHIFT) /
+				   PAGE_SIZE);
+
+	for (io->nr_pages = 0; io->nr_pages < n; io->nr_pages++) {
+		io->pages[io->nr_pages] = alloc_page(GFP_NOIO | __GFP_NOWARN);
+		if (!io->pages[io->nr_pages])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * The engine: start batches, oldest first, as far as the in-flight cap,
+ * the rate ceiling and the read-latency controller allow; urgent work
+ * (deadlines, watermark, flush) ignores the controller.
+ */
+static void ic_wb_work(struct work_struct *work)
+{
+	struct infercache *ic = container_of(to_delayed_work(work),
+					     struct infercache, wb.work);
+	unsigned long delay = msecs_to_jiffies(IC_WB_TICK_MS);
+	struct ic_wb *wb = &ic->wb;
+
+	if (!ic_wb_capable(ic) || test_bit(IC_SUSPENDED, &ic->flags))
+		return;
+	if (time_after_eq(jiffies, wb->next_tick))
+		ic_wb_tick(ic);
+
+	while (!time_before(jiffies, READ_ONCE(wb->retry_after))) {
+		bool urgent = ic_wb_urgent(ic);
+		u32 rate = ic_tun(ic, IC_OPT_WB_RATE);
+		unsigned int limit = ic_tun(ic, IC_OPT_WB_INFLIGHT);
+		struct ic_wb_io *io;
+		u64 now = 0;
+
+		if (test_bit(IC_WB_PAUSED, &ic->flags) &&
+		    !atomic_read(&wb->flushing))
+			break;
+		if (!urgent)
+			limit = wb->probing ? 0 : min(limit, wb->window);
+		if (atomic_read(&wb->nr_ios) >= limit)
+			break;
+		if (rate) {
+			now = ktime_get_ns();
+			if (now < wb->rate_next_ns) {
+				delay = min(delay, nsecs_to_jiffies(wb->rate_next_ns -
+								    now) + 1);
+				break;
+			}
+		}
+		io = ic_wb_gather(ic);
+		if (!io)
+			break;
+		io->urgent = urgent;
+		if (ic_wb_alloc_pages(ic, io)) {
+			ic_wb_release(io, BLK_STS_RESOURCE);
+			kfree(io);
+			break;
+		}
+		if (rate)
+			wb->rate_next_ns = max(now, wb->rate_next_ns) +
+				div_u64((u64)io->nr_pages * PAGE_SIZE * 1000, rate);
+		ic_wb_submit(ic, io);
+	}
+	if (atomic64_read(&ic->nr_dirty) || atomic_read(&wb->nr_ios))
+		ic_wb_kick(ic, delay);
+}
+
+/*
+ * Set up the writeback queue (once): sized for every slot plus the slack
+ * the engine re-queues into. May run in the I/O-free activation.
+ */
+static int ic_wb_alloc(struct infercache *ic)
+{
+	struct ic_wb *wb = &ic->wb;
+	u64 map_cap = ic->geo.nr_slots;
+	u64 cap = round_up(map_cap + IC_WB_MAX_INFLIGHT * IC_WB_MAX_BLOCKS,
+			   IC_WB_CHUNK) + IC_WB_CHUNK;
+	u32 *ring, *stamps;
+	int r;
+
+	if (wb->ring)
+		return 0;
+	wb->lat = alloc_percpu(struct ic_lat);
+	if (!wb->lat)
+		return -ENOMEM;
+	r = bioset_init(&wb->bs, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
+	if (r)
+		goto out_lat;
+	ring = kvmalloc_array(cap, sizeof(*ring), GFP_KERNEL);
+	stamps = kvcalloc(cap / IC_WB_CHUNK, sizeof(*stamps), GFP_KERNEL);
+	if (!ring || !stamps) {
+		kvfree(ring);
+		kvfree(stamps);
+		r = -ENOMEM;
+		goto out_bs;
+	}
+	wb->stamps = stamps;
+	wb->cap = cap;
+	wb->map_cap = map_cap;
+	wb->head = 0;
+	wb->tail = 0;
+	wb->window = 1;
+	wb->next_tick = jiffies;
+	/* Publish: ic_wb_capable() sees a ready queue. */
+	smp_store_release(&wb->ring, ring);
+	return 0;
+
+out_bs:
+	bioset_exit(&wb->bs);
+out_lat:
+	free_percpu(wb->lat);
+	wb->lat = NULL;
+	return r;
+}
+
+static void ic_wb_free(struct infercache *ic)
+{
+	struct ic_wb *wb = &ic->wb;
+
+	if (!wb->ring)
+		return;
+	kvfree(wb->ring);
+	kvfree(wb->stamps);
+	bioset_exit(&wb->bs);
+	free_percpu(wb->lat);
+	wb->ring = NULL;
+}
+
+/* After a load: count the dirty blocks and queue them. */
+static int ic_wb_load(struct infercache *ic)
+{
+	struct ic_index *idx = &ic->index;
+	u64 slot, dirty = 0;
+	int r;
+
+	for (slot = 0; slot < ic->geo.nr_slots; slot++)
+		if (idx->ways[slot] & IC_WAY_DIRTY)
+			dirty++;
+	if (!dirty)
+		return 0;
+	/* The superblock should have said so; be safe anyway. */
+	r = ic_wb_alloc(ic);
+	if (r)
+		return r;
+	for (slot = 0; slot < ic->geo.nr_slots; slot++) {
+		if (idx->ways[slot] & IC_WAY_DIRTY)
+			ic_wb_requeue(ic, slot);
+		if (!(slot % 65536))
+			cond_resched();
+	}
+	atomic64_set(&ic->nr_dirty, dirty);
+	return 0;
+}
+
+/*
+ * Write back everything and commit, so that the origin alone holds every
+ * block. Returns when nothing is dirty; a signal interrupts the wait.
+ */
+static int ic_wb_flush(struct infercache *ic)
+{
+	struct ic_wb *wb = &ic->wb;
+	long t;
+	int r = 0;
+
+	if (!ic_wb_capable(ic))
+		return ic_commit(ic);
+	if (test_bit(IC_SUSPENDED, &ic->flags)) {
+		DMERR("%s: flush: the device is suspended",
+		      ic->cache_dev->name);
+		return -EBUSY;
+	}
+	atomic_inc(&wb->flushing);
+	for (;;) {
+		mod_delayed_work(ic->wq, &wb->work, 0);
+		t = wait_event_interruptible_timeout(wb->wait,
+						     !atomic64_read(&ic->nr_dirty) &&
+						     !atomic_read(&wb->nr_ios),
+						     HZ);
+		if (t < 0) {
+			r = -EINTR;
+			break;
+		}
+		if (!atomic64_read(&ic->nr_dirty) && !atomic_read(&wb->nr_ios))
+			break;
+		if (ic_degraded(ic) && atomic64_read(&wb->errors)) {
+			DMERR("%s: flush: cache device errors, %lld blocks still dirty",
+			      ic->cache_dev->name,
+			      (long long)atomic64_read(&ic->nr_dirty));
+			r = -EIO;
+			break;
+		}
+	}
+	atomic_dec(&wb->flushing);
+	return r ?: ic_commit(ic);
+}
+
+/* Make @mode the current one; writethrough drains first. */
+static int ic_set_mode(struct infercache *ic, enum ic_mode mode)
+{
+	int r = 0;
+
+	mutex_lock(&ic->mode_lock);
+	if (mode == IC_MODE_WRITEBACK) {
+		if (!ic->activated) {
+			DMERR("mode: the target has not been resumed yet");
+			r = -EINVAL;
+		}
+		if (!r)
+			r = ic_wb_alloc(ic);
+		/* Before the first DIRTY entry can reach the disk. */
+		if (!r)
+			r = ic_meta_enable_dirty(&ic->meta);
+		if (!r)
+			WRITE_ONCE(ic->mode_now, mode);
+		mutex_unlock(&ic->mode_lock);
+		return r;
+	}
+	WRITE_ONCE(ic->mode_now, mode);
+	mutex_unlock(&ic->mode_lock);
+	return ic_wb_flush(ic);
+}
+
 static int infercache_map(struct dm_target *ti, struct bio *bio)
 {
 	struct infercache *ic = ti->private;
 	struct ic_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
 
 	pb->kind = IC_BIO_PASS;
+	pb->timed = false;
 
 	if (bio->bi_opf & REQ_PREFLUSH) {
 		unsigned long flags;
@@ -1071,15 +2045,75 @@ static int ic_retry_on_origin(struct infercache *ic, struct bio *bio,
 	return DM_ENDIO_INCOMPLETE;
 }
 
+/*
+ * A write to a slot alone is done. A whole-block write that took its way
+ * installs the block. Returns true when the bio waits for a commit (FUA:
+ * the entry must be on disk too before it is acknowledged).
+ */
+static bool ic_dirty_write_done(struct infercache *ic, struct bio *bio,
+				struct ic_bio *pb, blk_status_t *error)
+{
+	u64 slot = ic_index_slot(pb->set, pb->way);
+	struct ic_set *s = ic_set(ic, pb->set);
+	bool installed = false, lost = false;
+	unsigned long flags;
+	u64 word;
+
+	spin_lock_irqsave(&s->lock, flags);
+	ic->index.inflight[slot]--;
+	s->writes_inflight--;
+	word = ic->index.ways[slot];
+	if (pb->alloc && (word & IC_WAY_FILLING)) {
+		if (!*error && !(word & IC_WAY_STALE) &&
+		    (word & IC_WAY_DIRTY)) {
+			WARN_ON_ONCE(word & IC_WAY_ON_DISK);
+			ic->index.ways[slot] = (word & ~IC_WAY_FILLING) |
+					       IC_WAY_VALID;
+			installed = true;
+		} else {
+			if (word & IC_WAY_DIRTY)
+				atomic64_dec(&ic->nr_dirty);
+			ic->index.ways[slot] = word & IC_WAY_ON_DISK;
+		}
+	} else if (!(word & IC_WAY_DIRTY)) {
+		/* Forgotten meanwhile: by a discard, or a failed cache. */
+		lost = ic_degraded(ic);
+	}
+	spin_unlock_irqrestore(&s->lock, flags);
+
+	ic_meta_set_dirty(&ic->meta, pb->set);
+	if (installed)
+		atomic64_inc(&ic->cached);
+	if (*error)
+		ic_cache_error(ic);
+	else if (lost)
+		*error = BLK_STS_IOERR;
+	if (*error || !(bio->bi_opf & REQ_FUA))
+		return false;
+
+	/* Acknowledged by the commit worker, after the next commit. */
+	pb->kind = IC_BIO_PASS;
+	spin_lock_irqsave(&ic->defer_lock, flags);
+	bio_list_add(&ic->flushes, bio);
+	spin_unlock_irqrestore(&ic->defer_lock, flags);
+	mod_delayed_work(ic->wq, &ic->commit_work, 0);
+	return true;
+}
+
 static int infercache_end_io(struct dm_target *ti, struct bio *bio,
 			     blk_status_t *error)
 {
 	struct infercache *ic = ti->private;
 	struct ic_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
-	bool failed = false;
+	bool failed = false, only_copy = false;
 	u64 slot;
 	unsigned long flags;
 	struct ic_set *s;
+
+	if (pb->timed) {
+		pb->timed = false;
+		ic_lat_record(ic, pb->start_ns);
+	}
 
 	switch (pb->kind) {
 	case IC_BIO_HIT_READ:
@@ -1088,15 +2122,25 @@ static int infercache_end_io(struct dm_target *ti, struct bio *bio,
 		spin_lock_irqsave(&s->lock, flags);
 		ic->index.inflight[slot]--;
 		if (*error && *error != BLK_STS_AGAIN) {
-			ic_invalidate_slot(ic, slot);
+			/* A dirty block has no other copy: keep it, fail. */
+			only_copy = ic->index.ways[slot] & IC_WAY_DIRTY;
+			if (!only_copy)
+				ic_invalidate_slot(ic, slot);
 			failed = true;
 		}
 		spin_unlock_irqrestore(&s->lock, flags);
 		if (failed) {
 			ic_cache_error(ic);
+			if (only_copy)
+				break;
 			*error = BLK_STS_OK;
 			return ic_retry_on_origin(ic, bio, pb);
 		}
+		break;
+
+	case IC_BIO_DIRTY_WRITE:
+		if (ic_dirty_write_done(ic, bio, pb, error))
+			return DM_ENDIO_INCOMPLETE;
 		break;
 
 	case IC_BIO_HIT_WRITE:
@@ -1168,6 +2212,39 @@ static int ic_parse_origin_tag(const char *val, char *tag)
 	return 0;
 }
 
+static int ic_parse_mode(const char *val, enum ic_mode *mode)
+{
+	if (!strcasecmp(val, "writethrough"))
+		*mode = IC_MODE_WRITETHROUGH;
+	else if (!strcasecmp(val, "writeback"))
+		*mode = IC_MODE_WRITEBACK;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* The index in ic_tunables[] of the tunable called @name, or -1. */
+static int ic_find_tunable(const char *name)
+{
+	int i;
+
+	for (i = 0; i < IC_NR_TUN; i++)
+		if (!strcasecmp(name, ic_tunables[i].name))
+			return i;
+	return -1;
+}
+
+static int ic_parse_tunable(int t, const char *val, u32 *out)
+{
+	u32 v;
+
+	if (kstrtou32(val, 10, &v) || v < ic_tunables[t].min ||
+	    v > ic_tunables[t].max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 static void ic_set_seq_threshold(struct infercache *ic, unsigned int bytes)
 {
 	ic->seq_threshold_bytes = bytes;
@@ -1209,8 +2286,13 @@ static int ic_parse_opts(struct infercache *ic, struct dm_arg_set *as,
 		} else if (!strcasecmp(key, "format")) {
 			opt = IC_OPT_FORMAT;
 		} else {
-			*error = "Unknown optional argument";
-			return -EINVAL;
+			int t = ic_find_tunable(key);
+
+			if (t < 0) {
+				*error = "Unknown optional argument";
+				return -EINVAL;
+			}
+			opt = IC_FIRST_TUN + t;
 		}
 		if (opt != IC_OPT_FORMAT)
 			val = dm_shift_arg(as);
@@ -1227,15 +2309,10 @@ static int ic_parse_opts(struct infercache *ic, struct dm_arg_set *as,
 
 		switch (opt) {
 		case IC_OPT_MODE:
-			if (!strcasecmp(val, "writeback")) {
-				*error = "Writeback mode is not supported yet";
+			if (ic_parse_mode(val, &ic->mode)) {
+				*error = "Invalid cache mode: writethrough or writeback";
 				return -EINVAL;
 			}
-			if (strcasecmp(val, "writethrough")) {
-				*error = "Invalid cache mode";
-				return -EINVAL;
-			}
-			ic->mode = IC_MODE_WRITETHROUGH;
 			break;
 		case IC_OPT_BLOCK_SIZE:
 			if (kstrtouint(val, 10, &ic->block_size) ||
@@ -1267,7 +2344,12 @@ static int ic_parse_opts(struct infercache *ic, struct dm_arg_set *as,
 		case IC_OPT_FORMAT:
 			ic->format = true;
 			break;
-		case IC_NR_OPTS:
+		default:
+			if (ic_parse_tunable(opt - IC_FIRST_TUN, val,
+					     &ic->tun_table[opt - IC_FIRST_TUN])) {
+				*error = (char *)ic_tunables[opt - IC_FIRST_TUN].error;
+				return -EINVAL;
+			}
 			break;
 		}
 	}
@@ -1288,6 +2370,7 @@ static void ic_free(struct infercache *ic)
 {
 	if (ic->wq)
 		destroy_workqueue(ic->wq);
+	ic_wb_free(ic);
 	ic_meta_exit(&ic->meta);
 	kvfree(ic->discard_sets);
 	mempool_exit(&ic->page_pool);
@@ -1328,6 +2411,29 @@ static int ic_open_devices(struct infercache *ic, struct dm_arg_set *as,
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/*
+ * The cache had I/O errors when last used: its clean entries may be stale.
+ * Without writeback re-format; with it, dirty entries are the only copy of
+ * their blocks, so load those alone.
+ */
+static void ic_check_errors_flag(struct infercache *ic)
+{
+	const char *name = ic->cache_dev->name;
+
+	ic->dirty_only = false;
+	if (!(ic->sb.flags & IC_SB_ERRORS))
+		return;
+	if (ic->sb.incompat & IC_FEATURE_INCOMPAT_DIRTY) {
+		DMWARN("%s: the cache had I/O errors when last used: keeping its dirty blocks only",
+		       name);
+		ic->dirty_only = true;
+		return;
+	}
+	DMWARN("%s: the cache device had I/O errors when last used: re-formatting it",
+	       name);
+	ic->format = true;
 }
 
 /*
@@ -1405,11 +2511,7 @@ static int ic_check_superblock(struct infercache *ic, char **error)
 		*error = IC_SB_SHRUNK_ERROR;
 		return -EINVAL;
 	}
-	if (ic->sb.flags & IC_SB_ERRORS) {
-		DMWARN("%s: the cache device had I/O errors when last used: re-formatting it",
-		       name);
-		ic->format = true;
-	}
+	ic_check_errors_flag(ic);
 	return 0;
 }
 
@@ -1487,6 +2589,14 @@ static int ic_alloc_runtime(struct infercache *ic, char **error)
 		*error = "Cannot allocate metadata state";
 		return r;
 	}
+	if (ic->mode == IC_MODE_WRITEBACK ||
+	    (!ic->format && (ic->sb.incompat & IC_FEATURE_INCOMPAT_DIRTY))) {
+		r = ic_wb_alloc(ic);
+		if (r) {
+			*error = "Cannot allocate the writeback queue";
+			return r;
+		}
+	}
 	return 0;
 }
 
@@ -1494,7 +2604,7 @@ static int ic_alloc_runtime(struct infercache *ic, char **error)
  * Construct an infercache mapping:
  *   <cache dev> <origin dev> <#opt args> [<opt arg>...]
  * Optional arguments, key and value:
- *   mode writethrough     (the default; writeback is not there yet)
+ *   mode writethrough|writeback   (writethrough default)
  *   block_size <bytes>    (4096 default; a power of two, 4 KiB to 64 KiB)
  *   sequential_threshold <bytes>
  *                         (4 MiB default; 0 is off) misses of a sequential
@@ -1502,6 +2612,9 @@ static int ic_alloc_runtime(struct infercache *ic, char **error)
  *   commit_interval <ms>  (1000 default; 0: only on flush and suspend)
  *   origin_tag <tag>      identity of the origin, kept in the superblock
  *   format                (no value) re-format the cache device
+ *   max_dirty_age <ms>, dirty_high <percent>, read_latency_target <us>,
+ *   writeback_inflight <n>, writeback_rate <MB/s>
+ *                         writeback tunables (ic_tunables[]); also messages
  * A blank cache device (first 8 KiB zero) is formatted; a formatted one is
  * loaded at the first resume.
  */
@@ -1524,6 +2637,16 @@ static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 	}
 	ic->ti = ti;
 	ic->mode = IC_MODE_WRITETHROUGH;
+	for (r = 0; r < IC_NR_TUN; r++)
+		ic->tun_table[r] = ic_tunables[r].def;
+	mutex_init(&ic->mode_lock);
+	atomic64_set(&ic->nr_dirty, 0);
+	spin_lock_init(&ic->wb.lock);
+	INIT_LIST_HEAD(&ic->wb.ios);
+	atomic_set(&ic->wb.nr_ios, 0);
+	atomic_set(&ic->wb.flushing, 0);
+	init_waitqueue_head(&ic->wb.wait);
+	INIT_DELAYED_WORK(&ic->wb.work, ic_wb_work);
 	ic->block_size = IC_DEFAULT_BLOCK_SIZE;
 	ic->seq_threshold_bytes = IC_DEFAULT_SEQ_THRESHOLD;
 	ic->commit_ms_table = IC_DEFAULT_COMMIT_MS;
@@ -1564,6 +2687,9 @@ static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 	ti->private = ic;
 	ti->per_io_data_size = sizeof(struct ic_bio);
 	ic->commit_ms = ic->commit_ms_table;
+	ic->mode_now = ic->mode;
+	memcpy(ic->tun, ic->tun_table, sizeof(ic->tun));
+	ic_set_dirty_limit(ic);
 	ti->num_flush_bios = 1;
 	if (bdev_max_discard_sectors(ic->origin_dev->bdev)) {
 		ic->discard_passdown = true;
@@ -1579,6 +2705,7 @@ static void infercache_dtr(struct dm_target *ti)
 
 	/* Suspended (or never resumed): postsuspend wrote what there was. */
 	cancel_delayed_work_sync(&ic->commit_work);
+	cancel_delayed_work_sync(&ic->wb.work);
 	ic_wait_for_fills(ic);
 	flush_workqueue(ic->wq);
 	ic_free(ic);
@@ -1635,11 +2762,7 @@ static int ic_recheck_superblock(struct infercache *ic)
 		return -EINVAL;
 	}
 	ic->sb = *now;
-	if (ic->sb.flags & IC_SB_ERRORS) {
-		DMWARN("%s: the cache device had I/O errors when last used: re-formatting it",
-		       name);
-		ic->format = true;
-	}
+	ic_check_errors_flag(ic);
 	return 0;
 }
 
@@ -1670,18 +2793,32 @@ static int ic_activate(struct infercache *ic)
 		       (u64)ic->ti->len);
 	} else {
 		r = ic_meta_load(&ic->meta, &ic->sb, ic->origin_blocks,
-				 &ic->loaded, &ic->dropped);
+				 ic->dirty_only, &ic->loaded, &ic->dropped);
+		if (!r)
+			r = ic_wb_load(ic);
+		/* Clean entries of a failed cache leave before it is used. */
+		if (!r && ic->dirty_only) {
+			bool cache_error;
+
+			r = ic_meta_commit(&ic->meta, &cache_error);
+			if (!r && cache_error)
+				r = -EIO;
+			if (!r)
+				ic->meta.sb.flags &= ~IC_SB_ERRORS;
+		}
 		if (r) {
 			DMERR("%s: cannot read the cache metadata: error %d",
 			      name, r);
 			memset(ic->index.ways, 0,
 			       ic->geo.nr_slots * sizeof(*ic->index.ways));
+			atomic64_set(&ic->nr_dirty, 0);
 			return r;
 		}
 		ic_load_policy(ic);
 		atomic64_set(&ic->cached, ic->loaded);
-		DMINFO("%s: loaded %llu blocks, dropped %llu damaged entries (%s shutdown)",
-		       name, ic->loaded, ic->dropped,
+		DMINFO("%s: loaded %llu blocks (%lld dirty), dropped %llu bad (%s shutdown)",
+		       name, ic->loaded,
+		       (long long)atomic64_read(&ic->nr_dirty), ic->dropped,
 		       ic->sb.flags & IC_SB_CLEAN ? "clean" : "unclean");
 	}
 	ic->activated = true;
@@ -1707,6 +2844,9 @@ static int infercache_preresume(struct dm_target *ti)
 			return r;
 	}
 	if (!ic_degraded(ic)) {
+		/* Before the first DIRTY entry can reach the disk. */
+		if (ic->mode_now == IC_MODE_WRITEBACK)
+			ic->meta.sb.incompat |= IC_FEATURE_INCOMPAT_DIRTY;
 		/* In use: not clean until the next suspend says so. */
 		r = ic_meta_write_sb(&ic->meta, 0, IC_SB_CLEAN, first);
 		if (r) {
@@ -1719,6 +2859,8 @@ static int infercache_preresume(struct dm_target *ti)
 	if (ic->commit_ms)
 		queue_delayed_work(ic->wq, &ic->commit_work,
 				   msecs_to_jiffies(ic->commit_ms));
+	if (ic_wb_capable(ic))
+		ic_wb_kick(ic, 0);
 	return 0;
 }
 
@@ -1728,6 +2870,10 @@ static void infercache_postsuspend(struct dm_target *ti)
 
 	set_bit(IC_SUSPENDED, &ic->flags);
 	cancel_delayed_work_sync(&ic->commit_work);
+	/* Writeback stops; what is dirty stays so, on disk too. */
+	cancel_delayed_work_sync(&ic->wb.work);
+	wait_var_event(&ic->wb.nr_ios, !atomic_read(&ic->wb.nr_ios));
+	cancel_delayed_work_sync(&ic->wb.work);
 	/* dm core drained our callers; fills may outlive them. */
 	ic_wait_for_fills(ic);
 	flush_workqueue(ic->wq);
@@ -1756,6 +2902,21 @@ static void ic_sum_stats(struct infercache *ic, u64 *sum)
 	}
 }
 
+static const char *ic_wb_state(struct infercache *ic)
+{
+	struct ic_wb *wb = &ic->wb;
+
+	if (!ic_wb_capable(ic))
+		return "idle";
+	if (atomic_read(&wb->flushing))
+		return "flushing";
+	if (test_bit(IC_WB_PAUSED, &ic->flags))
+		return "paused";
+	if (!atomic64_read(&ic->nr_dirty) && !atomic_read(&wb->nr_ios))
+		return "idle";
+	return READ_ONCE(wb->backoff) ? "backoff" : "running";
+}
+
 static const char *ic_mode_name(enum ic_mode mode)
 {
 	return mode == IC_MODE_WRITEBACK ? "writeback" : "writethrough";
@@ -1766,7 +2927,9 @@ static const char *ic_mode_name(enum ic_mode mode)
  *   <block size> <cached>/<total blocks> <reads> <read hits> <read misses>
  *   <fills> <writes> <write hits> <evictions> <discards> <bypasses>
  *   <fill aborts> <cache errors> <mode> <ok|degraded> <rejects>
- *   <sequential> <loaded> <dropped> <commits>
+ *   <sequential> <loaded> <dropped> <commits> <dirty>
+ *   <idle|running|backoff|paused|flushing> <written back> <writeback ios>
+ *   <backoffs> <read p99 us> <read latency target us>
  * STATUSTYPE_TABLE: the table line, optional arguments as given except
  * the one-shot "format".
  */
@@ -1787,12 +2950,18 @@ static void infercache_status(struct dm_target *ti, status_type_t type,
 		       ic->geo.nr_slots);
 		for (i = 0; i < DM_INFERCACHE_NR_COUNTERS_V0; i++)
 			DMEMIT(" %llu", st[i]);
-		DMEMIT(" %s %s", ic_mode_name(ic->mode),
+		DMEMIT(" %s %s", ic_mode_name(READ_ONCE(ic->mode_now)),
 		       ic_degraded(ic) ? "degraded" : "ok");
 		for (; i < IC_NR_STATS; i++)
 			DMEMIT(" %llu", st[i]);
 		DMEMIT(" %llu %llu %llu", ic->loaded, ic->dropped,
 		       READ_ONCE(ic->meta.commits));
+		DMEMIT(" %lld %s %lld %lld %lld %u %u",
+		       (long long)atomic64_read(&ic->nr_dirty), ic_wb_state(ic),
+		       (long long)atomic64_read(&ic->wb.written_back),
+		       (long long)atomic64_read(&ic->wb.ios_issued),
+		       (long long)atomic64_read(&ic->wb.backoffs),
+		       READ_ONCE(ic->wb.p99_us), ic_wb_target(ic));
 		break;
 
 	case STATUSTYPE_TABLE:
@@ -1820,14 +2989,19 @@ static void infercache_status(struct dm_target *ti, status_type_t type,
 			case IC_OPT_FORMAT:	/* one-shot: never shown */
 			case IC_NR_OPTS:
 				break;
+			default:
+				DMEMIT(" %s %u",
+				       ic_tunables[ic->opts[i] - IC_FIRST_TUN].name,
+				       ic->tun_table[ic->opts[i] - IC_FIRST_TUN]);
+				break;
 			}
 		}
 		break;
 
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
-		DMEMIT(",cache_mode=%s,block_size=%u;", ic_mode_name(ic->mode),
-		       ic->block_size);
+		DMEMIT(",cache_mode=%s,block_size=%u;",
+		       ic_mode_name(READ_ONCE(ic->mode_now)), ic->block_size);
 		break;
 	}
 }
@@ -1839,6 +3013,14 @@ static void infercache_status(struct dm_target *ti, status_type_t type,
  *                                  the table keeps what it was created with
  *   commit_interval <ms>           retune periodic commits (0: off); ditto
  *   commit                         commit the metadata now
+ *   flush                          write every dirty block back and commit;
+ *                                  returns when none is left (a signal
+ *                                  interrupts the wait)
+ *   writeback_pause, writeback_resume
+ *   mode writethrough|writeback    switch; to writethrough drains first
+ *   <tunable> <value>              max_dirty_age, dirty_high,
+ *                                  read_latency_target, writeback_inflight,
+ *                                  writeback_rate (see ic_tunables[])
  */
 static int infercache_message(struct dm_target *ti, unsigned int argc,
 			      char **argv, char *result, unsigned int maxlen)
@@ -1882,6 +3064,46 @@ static int infercache_message(struct dm_target *ti, unsigned int argc,
 		}
 		return ic_commit(ic);
 	}
+	if (argc == 1 && !strcasecmp(argv[0], "flush")) {
+		if (!ic->activated) {
+			DMERR("flush: the target has not been resumed yet");
+			return -EINVAL;
+		}
+		return ic_wb_flush(ic);
+	}
+	if (argc == 1 && !strcasecmp(argv[0], "writeback_pause")) {
+		set_bit(IC_WB_PAUSED, &ic->flags);
+		return 0;
+	}
+	if (argc == 1 && !strcasecmp(argv[0], "writeback_resume")) {
+		clear_bit(IC_WB_PAUSED, &ic->flags);
+		if (ic_wb_capable(ic))
+			ic_wb_kick(ic, 0);
+		return 0;
+	}
+	if (argc == 2 && !strcasecmp(argv[0], "mode")) {
+		enum ic_mode mode;
+
+		if (ic_parse_mode(argv[1], &mode)) {
+			DMERR("Invalid cache mode: writethrough or writeback");
+			return -EINVAL;
+		}
+		return ic_set_mode(ic, mode);
+	}
+	if (argc == 2 && ic_find_tunable(argv[0]) >= 0) {
+		int t = ic_find_tunable(argv[0]);
+		u32 v;
+
+		if (ic_parse_tunable(t, argv[1], &v)) {
+			DMERR("%s", ic_tunables[t].error);
+			return -EINVAL;
+		}
+		WRITE_ONCE(ic->tun[t], v);
+		ic_set_dirty_limit(ic);
+		if (ic_wb_capable(ic))
+			ic_wb_kick(ic, 0);
+		return 0;
+	}
 
 	DMERR("Unrecognised message received: %s (%u argument%s)",
 	      argc ? argv[0] : "", argc, argc == 1 ? "" : "s");
@@ -1923,7 +3145,7 @@ static void infercache_io_hints(struct dm_target *ti,
 
 static struct target_type infercache_target = {
 	.name = DM_INFERCACHE_TARGET_NAME,
-	.version = {0, 2, 0},
+	.version = {0, 3, 0},
 	.module = THIS_MODULE,
 	.ctr = infercache_ctr,
 	.dtr = infercache_dtr,

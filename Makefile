@@ -10,6 +10,7 @@
 #   make check-full   the same with the long counts
 #   make demo         cold/warm inference-read demo in a QEMU guest
 #   make bench        infercache beside the raw devices and the peers (guest)
+#   make bench-writeback  writeback mode beside dm-writecache and bcache (guest)
 #   make unit         host unit tests only (ASan/UBSan)
 #   make deps         install what the above need from Debian's packages
 
@@ -55,4 +56,7 @@ demo:
 bench:
 	tools/bench/bench.sh
 
-.PHONY: all modules tools install clean deps unit check check-full demo bench
+bench-writeback:
+	BENCH_PARTS=w tools/bench/bench.sh
+
+.PHONY: all modules tools install clean deps unit check check-full demo bench bench-writeback

@@ -1917,10 +1917,11 @@ static int ic_wb_flush(struct infercache *ic)
 	long t;
 	int r = 0;
 
-	if (!ic_wb_capable(ic))
+	if (!ic_wb_capable(ic) ||
+	    (!atomic64_read(&ic->nr_dirty) && !atomic_read(&wb->nr_ios)))
 		return ic_commit(ic);
 	if (test_bit(IC_SUSPENDED, &ic->flags)) {
-		DMERR("%s: flush: the device is suspended",
+		DMERR("%s: flush: the device is suspended: no writeback runs",
 		      ic->cache_dev->name);
 		return -EBUSY;
 	}
@@ -1937,6 +1938,10 @@ static int ic_wb_flush(struct infercache *ic)
 		}
 		if (!atomic64_read(&ic->nr_dirty) && !atomic_read(&wb->nr_ios))
 			break;
+		if (test_bit(IC_SUSPENDED, &ic->flags)) {
+			r = -EBUSY;
+			break;
+		}
 		if (ic_degraded(ic) && atomic64_read(&wb->errors)) {
 			DMERR("%s: flush: cache device errors, %lld blocks still dirty",
 			      ic->cache_dev->name,
@@ -1969,6 +1974,11 @@ static int ic_set_mode(struct infercache *ic, enum ic_mode mode)
 			WRITE_ONCE(ic->mode_now, mode);
 		mutex_unlock(&ic->mode_lock);
 		return r;
+	}
+	if (test_bit(IC_SUSPENDED, &ic->flags) && atomic64_read(&ic->nr_dirty)) {
+		DMERR("mode: dirty blocks cannot drain while the device is suspended");
+		mutex_unlock(&ic->mode_lock);
+		return -EBUSY;
 	}
 	WRITE_ONCE(ic->mode_now, mode);
 	mutex_unlock(&ic->mode_lock);

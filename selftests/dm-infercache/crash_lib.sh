@@ -8,12 +8,23 @@
 #
 # Environment: IC_CRASH_SEED reproduces the random choices of a run (the
 # cut instants, the order of the legs), not the workload's own randomness.
+# IC_CRASH_MODE=writeback runs a test in writeback mode (the *_wb.sh
+# wrappers): a short max_dirty_age and a low dirty_high, so that dirty
+# blocks, their writeback and the watermark all happen during the workload;
+# after a cut the target alone is verified (the origin may lack dirty
+# blocks), then flushed, then verified again against the origin.
 # shellcheck shell=bash disable=SC2034
 
 CR_IO=''			# the crash_io binary
 CR_PID=''			# the running crash_io workload
 CR_OPTS=()			# optional table arguments of the target
 CR_PERSIST=0			# the target has persistent metadata (23+ status fields)
+CR_MODE=${IC_CRASH_MODE:-writethrough}	# cache mode of the target
+CR_WB_OPTS=(mode writeback max_dirty_age 200 dirty_high 20)
+CR_WB_BASE=0			# written_back of the target after its last flush
+CR_WB_LOADED=0			# blocks the reloads found dirty and wrote back
+CR_WB_RELOADS=0			# reloads that found dirty blocks
+CR_WB_RUN=0			# blocks written back while workloads ran (sampled)
 
 cr_init() { # cr_init: find or build crash_io, seed $RANDOM
 	local c
@@ -60,6 +71,13 @@ cr_detect() {
 		CR_OPTS=()
 		ic_log "no persistent metadata yet (${#w[@]} status fields): every reload starts cold"
 	fi
+	if [[ $CR_MODE == writeback ]]; then
+		((${#w[@]} >= 30)) || ic_fail "writeback mode, but the status has ${#w[@]} fields, no dirty/written_back (\$24..)"
+		CR_OPTS+=("${CR_WB_OPTS[@]}")
+		ic_log "writeback mode: ${CR_WB_OPTS[*]}"
+	elif [[ $CR_MODE != writethrough ]]; then
+		ic_fail "IC_CRASH_MODE=$CR_MODE: writethrough or writeback"
+	fi
 }
 
 # cr_create NAME CACHE ORIGIN: the target over the whole of ORIGIN with
@@ -86,6 +104,7 @@ cr_reload() {
 	ic_mark "reload after cut $4"
 	mark=$IC_MARK
 	cr_create "$1" "$2" "$3"
+	CR_WB_BASE=0
 	read -r -a w <<<"$(dmsetup status "$1" 2>/dev/null)"
 	CR_NF=${#w[@]}
 	if ((CR_NF < 23)); then
@@ -96,7 +115,7 @@ cr_reload() {
 	line=${line##*"$mark"}
 	[[ $line =~ (infercache: [^$'\n']*loaded [0-9]+ blocks[^$'\n']*) ]] &&
 		line=${BASH_REMATCH[1]} || line=''
-	ic_log "cut $4: reload: loaded ${w[20]}, dropped ${w[21]}: ${line:-no load line in the kernel log}"
+	ic_log "cut $4: reload: loaded ${w[20]}, dropped ${w[21]}${w[23]:+, dirty ${w[23]}}: ${line:-no load line in the kernel log}"
 	((w[20] > 0)) && CR_WARM=$((CR_WARM + 1))
 	[[ $line == *"(clean shutdown)"* ]] &&
 		ic_fail "cut $4: the load after a power cut reports a clean shutdown"
@@ -228,6 +247,51 @@ cr_verify() {
 		[[ $l == *"crash_io: verify "* ]] && CR_VLINE=$l
 	done <"$IC_TMP/verify.log"
 	return $rc
+}
+
+# cr_check NAME STATE DEV ORIGIN WHAT: the oracle after a reload. In
+# writethrough mode one verify, DEV against ORIGIN. In writeback mode the
+# origin legitimately lacks the dirty blocks, so first DEV alone (nothing
+# lost, corrupt or changed), then a flush (the target must come out of it
+# with no dirty block), then DEV against ORIGIN: the origin alone holds
+# what the target shows. The target's written_back after the flush counts
+# the dirty blocks the reload found (CR_WB_LOADED, CR_WB_RELOADS).
+cr_check() {
+	local -a w
+	if [[ $CR_MODE == writeback ]]; then
+		cr_verify "$2" "$3" ||
+			ic_fail "$5: lost, corrupt or changed blocks through the target before the flush"
+		cr_dms message "$1" 0 flush
+		read -r -a w <<<"$(dmsetup status "$1" 2>/dev/null)"
+		((${#w[@]} >= 30)) || ic_fail "$5: no writeback status after the flush: ${w[*]}"
+		((w[23] == 0)) || ic_fail "$5: $((w[23])) dirty blocks after the flush returned"
+		ic_log "$5: flushed: the reload had written back ${w[25]} blocks"
+		CR_WB_LOADED=$((CR_WB_LOADED + w[25]))
+		((w[25] > 0)) && CR_WB_RELOADS=$((CR_WB_RELOADS + 1))
+		CR_WB_BASE=${w[25]}
+	fi
+	cr_verify "$2" "$3" "$4" || ic_fail "$5: lost, stale or corrupt blocks after the reload"
+}
+
+# cr_wb_note: in writeback mode, after a snapshot of the target (ic_snap)
+# taken after a workload: add what it wrote back since the last flush to
+# CR_WB_RUN and set CR_WB_NOTE to a few words for the log
+cr_wb_note() {
+	CR_WB_NOTE=''
+	[[ $CR_MODE == writeback ]] || return 0
+	local n=$((${IC_ST[written_back]:-0} - CR_WB_BASE))
+	CR_WB_RUN=$((CR_WB_RUN + n))
+	CR_WB_NOTE=", dirty ${IC_ST[dirty]}, written back $n since the last flush, writeback_ios ${IC_ST[writeback_ios]}, backoffs ${IC_ST[backoffs]}"
+}
+
+# cr_wb_done CUTS: in writeback mode, the workloads made dirty blocks and
+# wrote them back, and the cuts left dirty blocks that the reloads found
+cr_wb_done() {
+	[[ $CR_MODE == writeback ]] || return 0
+	ic_log "writeback: $CR_WB_RUN blocks written back during the sampled workloads;" \
+		"$CR_WB_RELOADS of $1 reloads found dirty blocks, $CR_WB_LOADED in all"
+	((CR_WB_RUN > 0)) || ic_fail "writeback mode, but no block was written back while the workloads ran"
+	((CR_WB_RELOADS > 0)) || ic_fail "writeback mode, but no cut ever left a dirty block for the reload"
 }
 
 cr_count() { # cr_count WORD: set CR_N to the count after WORD in CR_VLINE

@@ -269,8 +269,11 @@ ic_stat() {
 # ------------------------------------------------------------------ status
 
 # status fields in order; rejects (misses admission did not fill) and
-# sequential (misses of sequential streams, not filled) were appended later
+# sequential (misses of sequential streams, not filled) were appended later,
+# then the persistence fields ($21-$23 of the dmsetup status line) and
+# the writeback ones ($24-$30); a module without them leaves them empty
 IC_FIELDS='block_size cached total reads read_hits read_misses fills writes write_hits evictions discards bypasses fill_aborts cache_errors mode state rejects sequential'
+IC_FIELDS+=' loaded dropped commits dirty wb_state written_back writeback_ios backoffs read_p99_us target_us'
 
 declare -A IC_ST		# the last status snapshot, by field name
 

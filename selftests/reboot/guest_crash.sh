@@ -34,8 +34,17 @@
 # A module without persistent metadata (no status $21-$23) comes up cold
 # after every crash: the same checks, except the load messages and counts.
 #
-# Environment: CRASH_IO, the crash_io binary (the host builds it). Only
-# crash_io's command line is used here, not crash_lib.sh's helpers.
+# CRASH_MODE=writeback: the target runs "mode writeback max_dirty_age 200
+# dirty_high 20" (dirty blocks, writeback and the watermark during the
+# load). The origin then legitimately lacks the dirty blocks after a crash,
+# so the verification is: crash_io verify of the target alone (nothing
+# lost, corrupt or changed), "flush" (dirty 0 after it; the blocks the
+# recovered table wrote back are handed to the host as wb_loaded), then
+# crash_io verify against the origin and every block equal, as above.
+#
+# Environment: CRASH_IO, the crash_io binary (the host builds it);
+# CRASH_MODE (writethrough, the default, or writeback). Only crash_io's
+# command line is used here, not crash_lib.sh's helpers.
 # shellcheck disable=SC2119 # ic_init and rg_create take no script arguments
 . "$(dirname "$0")/guest-lib.sh"
 ic_init
@@ -47,8 +56,15 @@ CRASH_IO=${CRASH_IO:-$IC_SRC/build/selftests/dm-infercache/crash_io}
 
 NA=${1:?NA} round=${2:?round} prev=${3:?previous state or -}
 BOFF=$((NA * 4096)) BSIZE=2M	# the fio region after crash_io's blocks
-opts=()
-[[ $round =~ ^[0-9]+$ ]] && ((round % 2)) && opts=(commit_interval 100)
+MODE=${CRASH_MODE:-writethrough}
+base=()
+case $MODE in
+writethrough) ;;
+writeback) base=(mode writeback max_dirty_age 200 dirty_high 20) ;;
+*) ic_fail "CRASH_MODE=$MODE: writethrough or writeback" ;;
+esac
+opts=("${base[@]}")
+[[ $round =~ ^[0-9]+$ ]] && ((round % 2)) && opts+=(commit_interval 100)
 
 ms_sleep() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
 
@@ -88,11 +104,11 @@ cio_stop() {
 	[[ -s $1 ]] || ic_fail "crash_io saved no state"
 }
 
-# cio_verify STATE: crash_io verify of the target against the origin; the
-# summary line in CIO_VLINE; status of crash_io
+# cio_verify STATE [ORIGIN]: crash_io verify of the target (against the
+# origin if given); the summary line in CIO_VLINE; status of crash_io
 cio_verify() {
 	local out rc
-	out=$("$CRASH_IO" verify "$1" "$D" "$O" 2>&1)
+	out=$("$CRASH_IO" verify "$1" "$D" "${@:2}" 2>&1)
 	rc=$?
 	printf '%s\n' "$out" | sed 's/^/#   /'
 	CIO_VLINE=$(printf '%s\n' "$out" | grep -m1 'crash_io: verify ')
@@ -113,13 +129,23 @@ cmp_all() { # cmp_all WHAT: every block of the target equals the origin's
 }
 
 verify() { # verify WHAT: crash_io verify against $prev, then cmp_all
-	cio_verify "$prev" || ic_fail "$1: crash_io verify failed: $CIO_VLINE"
+	local -a w
+	if [[ $MODE == writeback ]]; then
+		cio_verify "$prev" || ic_fail "$1: crash_io verify of the target alone failed: $CIO_VLINE"
+		dmsetup message "$RG_NAME" 0 flush || ic_fail "$1: flush failed"
+		read -r -a w <<<"$(dmsetup status "$RG_NAME")"
+		((${#w[@]} >= 30)) || ic_fail "$1: no writeback status fields: ${w[*]}"
+		((w[23] == 0)) || ic_fail "$1: ${w[23]} dirty blocks after the flush returned"
+		ic_log "$1: flushed; the recovered table wrote back ${w[25]} blocks"
+		rg_result wb_loaded "${w[25]}"
+	fi
+	cio_verify "$prev" "$O" || ic_fail "$1: crash_io verify failed: $CIO_VLINE"
 	cmp_all "$1"
 }
 
 [[ $prev == - ]] && rg_zero_sb
 ic_mark "create"
-rg_create
+rg_create "${base[@]}"
 ((RG_PERSIST)) || ic_log "no persistent metadata in this module: the target starts cold"
 if [[ $prev != - ]]; then
 	[[ -s $prev ]] || ic_fail "no state file $prev"
@@ -143,7 +169,7 @@ if [[ $round == final ]]; then
 	cached=${IC_ST[cached]}
 	ic_remove "$RG_NAME" || ic_fail "dmsetup remove failed"
 	ic_mark "clean re-create"
-	rg_create
+	rg_create "${base[@]}"
 	if ((RG_PERSIST)); then
 		line=$(load_log)
 		ic_log "clean re-create: ${line:-no load message}"
@@ -157,14 +183,14 @@ if [[ $round == final ]]; then
 fi
 
 d1=${4:?delay1} d2=${5:?delay2}
-if ((RG_PERSIST && ${#opts[@]})); then
+if ((RG_PERSIST && ${#opts[@]} > ${#base[@]})); then
 	dmsetup reload "$RG_NAME" --table "0 $(blockdev --getsz "$O") infercache $C $O ${#opts[@]} ${opts[*]}" ||
 		ic_fail "reload with ${opts[*]} failed"
 	dmsetup resume "$RG_NAME" || ic_fail "resume after the reload failed"
 else
-	opts=()
+	opts=("${base[@]}")
 fi
-ic_log "round $round: ${opts[*]:-default commit interval}; crash_io $d1 ms, then the crash $d2 ms later"
+ic_log "round $round: ${opts[*]:-default options}; crash_io $d1 ms, then the crash $d2 ms later"
 cio_start "$IC_OUT/state"
 fio --output="$IC_TMP/fio-b.log" --name=b --filename="$D" --offset="$BOFF" --size="$BSIZE" \
 	--rw=randrw --rwmixread=60 --bs=4k --ioengine=libaio --direct=1 --iodepth=4 \

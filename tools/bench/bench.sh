@@ -8,6 +8,10 @@
 # and turns the raw results into Documentation/benchmarks/{results.md,
 # results.json,*.png} (tools/bench/report.py + gnuplot).
 #
+# `make bench-writeback` (= BENCH_PARTS=w tools/bench/bench.sh) runs only the
+# writeback workload (tools/bench/guest-writeback.sh) and writes
+# Documentation/benchmarks/writeback.{md,json,png}, leaving results.* alone.
+#
 # Usage: tools/bench/bench.sh [--quick] [--no-report] [--out DIR]
 #   --quick      one repetition, short runs (a smoke test of the harness;
 #                results go to build/bench/quick, never to Documentation/)
@@ -25,8 +29,15 @@ prog=bench.sh
 msg() { printf '%s: %s\n' "$prog" "$*" >&2; }
 die() { msg "error: $*"; exit 1; }
 
+parts=${BENCH_PARTS:-ab ce d f}
+wb=0
+[[ " $parts " == *" w "* ]] && wb=1
 cmdline="$0${*:+ $*}"
-[[ -n "${MAKELEVEL:-}" ]] && cmdline="make bench${*:+ $*}"
+[[ -n ${BENCH_PARTS:-} ]] && cmdline="BENCH_PARTS=${BENCH_PARTS@Q} $cmdline"
+if [[ -n "${MAKELEVEL:-}" ]]; then
+	cmdline="make bench${*:+ $*}"
+	[[ $parts == w ]] && cmdline="make bench-writeback${*:+ $*}"
+fi
 quick=0 report=1 guest=1 docs=$repo/Documentation/benchmarks
 while [[ $# -gt 0 ]]; do
 	case "$1" in
@@ -41,14 +52,19 @@ done
 
 bdir=$repo/build/bench
 out=$bdir/out
+# the writeback workload alone keeps its raw results apart, so that
+# --report-only of the read workloads still finds theirs
+[[ $parts == w ]] && out=$bdir/out-wb
 if ((quick)); then
-	out=$bdir/quick-out
+	out=$bdir/quick-${out##*/}
 	[[ $docs == "$repo/Documentation/benchmarks" ]] && docs=$bdir/quick
 	: "${BENCH_REPS:=1}" "${BENCH_AB_REPS:=1}" "${BENCH_AB_ROUNDS:=2}" "${BENCH_RUNTIME:=1}" "${BENCH_ZIPF_WARM:=4000}" "${BENCH_ZIPF_IOS:=1000}"
 	: "${BENCH_F_ROWS:=8192}" "${BENCH_F_WARM:=1000}" "${BENCH_F_OPS:=1000}" "${BENCH_PASSES:=2}"
 	: "${BENCH_WARM_MB:=2}" "${BENCH_HOT_MB:=4}" "${BENCH_LATS:=500}"
 	export BENCH_REPS BENCH_AB_REPS BENCH_AB_ROUNDS BENCH_RUNTIME BENCH_ZIPF_WARM BENCH_ZIPF_IOS BENCH_F_ROWS BENCH_F_WARM BENCH_F_OPS
 	export BENCH_PASSES BENCH_WARM_MB BENCH_HOT_MB BENCH_LATS
+	: "${BENCH_WB_BASE_S:=3}" "${BENCH_WB_BURST_MB:=8}" "${BENCH_WB_WINDOW_S:=15}" "${BENCH_WB_DRAIN_MB:=8}"
+	export BENCH_WB_BASE_S BENCH_WB_BURST_MB BENCH_WB_WINDOW_S BENCH_WB_DRAIN_MB
 fi
 cache_mb=${BENCH_CACHE_MB:-64}
 origin_mb=${BENCH_ORIGIN_MB:-$((cache_mb * 4))}
@@ -70,15 +86,17 @@ if ((guest)); then
 
 	# Fresh sparse disk images every run: raw (big enough for workload f's
 	# table), then one per caching system. vm-run creates them.
-	rm -f "$bdir"/nvme-{raw,ic,dmc,bc}.img
+	rm -f "$bdir"/nvme-{raw,ic,dmc,bc,bc0}.img
 	nv=(--nvme "$bdir/nvme-raw.img:$((origin_mb + 64))M")
 	for s in ic dmc bc; do nv+=(--nvme "$bdir/nvme-$s.img:${cache_mb}M"); done
+	# workload w: a fifth identical controller for bcache writeback_percent 0
+	((wb)) && nv+=(--nvme "$bdir/nvme-bc0.img:${cache_mb}M")
 
 	envs=()
 	while IFS='=' read -r k _; do envs+=("$k=${!k}"); done < <(env | grep -E '^BENCH_[A-Z_]+=' | sort)
 	rm -rf "$out"
 	mkdir -p "$out"
-	msg "booting the guest once for everything (TCG: expect ~25 minutes; progress below)"
+	msg "booting the guest once for everything (TCG: expect ~25 minutes for make bench, ~15 for w alone; progress below)"
 	# No slub_debug / init_on_free: they make every slab allocation slow, and
 	# dm clones bios from slabs (tools/vm/README.md: IC_GUEST_DEBUG_ARGS).
 	st=0
@@ -86,7 +104,7 @@ if ((guest)); then
 	IC_GUEST_DEBUG_ARGS="" tools/vm/vm-run "${nv[@]}" --mem "${BENCH_MEM:-3072}" --smp 2 \
 		--timeout "${BENCH_TIMEOUT:-1750}" --out "$out" ${IC_BENCH_VM_ARGS:-} \
 		-- env "${envs[@]}" "$repo/tools/bench/guest-bench.sh" || st=$?
-	rm -f "$bdir"/nvme-{raw,ic,dmc,bc}.img
+	rm -f "$bdir"/nvme-{raw,ic,dmc,bc,bc0}.img
 	((st == 0)) || msg "the guest run failed (status $st); reporting what it measured"
 	[[ -s $out/raw/records.jsonl ]] || die "no results in $out/raw (see $out/output.log, console.log)"
 	# what --report-only needs to describe this run later
@@ -103,15 +121,21 @@ run_cmdline='' run_elapsed=0 run_status=0 run_git='' run_date=''
 
 if ((report)); then
 	mkdir -p "$docs"
+	stamp=$out/report.stamp
+	touch "$stamp"
+	sleep 1 # the plots this report writes are newer than the stamp
 	python3 tools/bench/report.py --raw "$out/raw" --out "$docs" --command "$run_cmdline" \
 		--wall "$run_elapsed" --vm-status "$run_status" --host "$(uname -srm), $(nproc) CPUs" \
 		--qemu "$(qemu-system-x86_64 --version | head -n 1)" --git "$run_git" --date "$run_date" \
 		--guest-rc "$(cat "$out/rc" 2>/dev/null || echo none)"
 	msg "plots (gnuplot)"
-	for gp in "$docs"/*.gp; do
+	pngs=()
+	while IFS= read -r gp; do
 		(cd "$docs" && gnuplot "$(basename "$gp")") || msg "gnuplot failed on $gp"
-	done
-	msg "results: $docs/results.md, results.json, $(cd "$docs" && printf '%s ' ./*.png)"
+		pngs+=("$(basename "${gp%.gp}.png")")
+	done < <(find "$docs" -maxdepth 1 -name '*.gp' -newer "$stamp" | sort)
+	md=$(find "$docs" -maxdepth 1 -name '*.md' -newer "$stamp" -printf '%f ')
+	msg "results in $docs: ${md}${pngs[*]}"
 fi
 msg "done in $(($(date +%s) - start)) s"
 ((guest)) || exit 0

@@ -11,7 +11,10 @@
 # Systems: raw (the cache device itself), origin (the slow device alone),
 # linear (dm-linear over the cache device), ic (infercache), dmc (dm-cache,
 # smq, 32 KiB blocks, writethrough, metadata on the fast device), bc (bcache,
-# writethrough, sequential_cutoff 0, congestion bypass off).
+# writethrough, sequential_cutoff 0, congestion bypass off); for workload w
+# (tools/bench/guest-writeback.sh) the writeback-mode systems icw
+# (infercache, mode writeback), wc (dm-writecache), bcw and bcw0 (bcache,
+# cache_mode writeback, writeback_percent 10 and 0).
 #
 # Devices: NVMe disks in the order bench.sh gives them: raw+linear, ic, dmc,
 # bc (each caching system gets its own identical controller, so all systems
@@ -20,7 +23,8 @@
 # every experiment (timer completion: BENCH_LATS microseconds).
 #
 # Knobs (environment; bench.sh passes them through, defaults in brackets):
-#   BENCH_PARTS "ab ce d f"  workloads to run (a+b, c+e, d, f)
+#   BENCH_PARTS "ab ce d f"  workloads to run (a+b, c+e, d, f; w = writeback,
+#                            see tools/bench/guest-writeback.sh for its knobs)
 #   BENCH_CACHES "nvme brd"  cache device kinds for a/b (c-f use nvme)
 #   BENCH_LATS "500 2000"   origin latencies in us (a/b and f use the first)
 #   BENCH_REPS 3             repetitions of every measured figure
@@ -91,24 +95,30 @@ fi
 { modprobe dm-cache && modprobe dm-cache-smq; } || die "no dm-cache"
 modprobe bcache || die "no bcache"
 modprobe null_blk nr_devices=0 || die "no null_blk"
+if [[ " $PARTS " == *" w "* ]]; then modprobe dm-writecache || die "no dm-writecache"; fi
 mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
 modprobe brd rd_nr=4 rd_size=$((CACHE_MB * 1024)) || die "no brd"
 
 read -r -a NV <<<"${IC_NVME_DEVS:-}"
 ((${#NV[@]} >= 4)) || die "need 4 NVMe disks (raw, ic, dmc, bc), have: ${IC_NVME_DEVS:-none}"
+# the writeback systems (workload w) use the same controllers (ic, dmc, bc)
+# and a fifth one for bcw0, which bench.sh adds when w is selected
 declare -A CDEV=(
 	[nvme:raw]=${NV[0]} [nvme:ic]=${NV[1]} [nvme:dmc]=${NV[2]} [nvme:bc]=${NV[3]}
+	[nvme:icw]=${NV[1]} [nvme:wc]=${NV[2]} [nvme:bcw]=${NV[3]} [nvme:bcw0]=${NV[4]:-}
 	[brd:raw]=/dev/ram0 [brd:ic]=/dev/ram1 [brd:dmc]=/dev/ram2 [brd:bc]=/dev/ram3
 )
 for d in "${NV[@]}" /dev/ram0 /dev/ram1 /dev/ram2 /dev/ram3; do
 	b=$(basename "$d")
 	[[ -w /sys/block/$b/queue/scheduler ]] && echo none >"/sys/block/$b/queue/scheduler" 2>/dev/null
 done
-# brd allocates pages on first write: touch every page once
-for i in 0 1 2 3; do
-	dd if=/dev/zero of=/dev/ram$i bs=1M count="$CACHE_MB" oflag=direct status=none || die "dd ram$i"
-done
-for i in 1 2 3; do
+# brd allocates pages on first write: touch every page once (only a/b use it)
+if [[ " $PARTS " == *" ab "* ]]; then
+	for i in 0 1 2 3; do
+		dd if=/dev/zero of=/dev/ram$i bs=1M count="$CACHE_MB" oflag=direct status=none || die "dd ram$i"
+	done
+fi
+for ((i = 1; i < ${#NV[@]}; i++)); do
 	(($(getsz "${NV[$i]}") >= CACHE_MB * 2048)) || die "${NV[$i]} is smaller than $CACHE_MB MiB"
 done
 
@@ -150,11 +160,37 @@ sys_up() {
 		dmsetup create b_linear --table "0 $(getsz "$c") linear $c 0" || die "dm-linear"
 		DEV[$s]=/dev/mapper/b_linear; return 0 ;;
 	esac
+	[[ -n $c ]] || die "no $kind cache device for $s"
 	o=/dev/b_o_$s
 	nb_up "b_o_$s" "$lat"
 	ORIG[$s]=$o
+	# workload w writes its bursts over regions the origin already holds
+	# (null_blk allocates a page on a block's first write: a cost the raw
+	# origin runs would otherwise not pay alike)
+	if ((${ORIGIN_PREFILL_MB:-0})); then
+		dd if=/dev/zero of="$o" bs=1M count="$ORIGIN_PREFILL_MB" oflag=direct status=none || die "prefill $o"
+	fi
 	case $s in
 	origin) DEV[$s]=$o ;;
+	icw)
+		# infercache in writeback mode, default controller settings
+		# (plus BENCH_IC_WB_OPTS)
+		local io
+		read -r -a io <<<"mode writeback ${IC_WB_OPTS:-}"
+		dd if=/dev/zero of="$c" bs=1M count=4 oflag=direct status=none
+		dmsetup create b_icw --table "0 $(getsz "$o") infercache $c $o ${#io[@]} ${io[*]}" ||
+			die "infercache (mode writeback) create"
+		DEV[$s]=/dev/mapper/b_icw ;;
+	wc)
+		# dm-writecache, SSD mode, 4 KiB blocks; options from WC_OPTS
+		# (writecache.rst: origin first, then the cache device; the first
+		# sector of the cache zeroed = a new cache)
+		local wo
+		read -r -a wo <<<"${WC_OPTS:-}"
+		dd if=/dev/zero of="$c" bs=1M count=4 oflag=direct status=none
+		dmsetup create b_wc --table "0 $(getsz "$o") writecache s $o $c 4096 ${#wo[@]} ${wo[*]}" ||
+			die "dm-writecache create (options: ${wo[*]})"
+		DEV[$s]=/dev/mapper/b_wc ;;
 	ic)
 		# a blank cache: infercache keeps no metadata yet, but do not rely on it
 		dd if=/dev/zero of="$c" bs=1M count=4 oflag=direct status=none
@@ -169,26 +205,38 @@ sys_up() {
 		dmsetup create b_dmc --table "0 $(getsz "$o") cache /dev/mapper/b_dmc_meta /dev/mapper/b_dmc_data $o 64 1 writethrough smq 0" ||
 			die "dm-cache create"
 		DEV[$s]=/dev/mapper/b_dmc ;;
-	bc)
-		local out uuid dev i
+	bc | bcw | bcw0)
+		# bc: writethrough; bcw: writeback, writeback_percent 10 (the
+		# default); bcw0: writeback, writeback_percent 0 (no rate limit)
+		local out uuid dev i mode=writethrough
+		[[ $s == bc ]] || mode=writeback
 		dd if=/dev/zero of="$c" bs=1M count=4 oflag=direct status=none
 		out=$(make-bcache --wipe-bcache --bucket "$((BC_BUCKET / 1024))k" -C "$c" -B "$o" 2>&1) || die "make-bcache: $out"
 		uuid=$(awk '/^Set UUID:/ { print $3; exit }' <<<"$out")
 		[[ -n $uuid ]] || die "make-bcache printed no set uuid: $out"
 		echo "$c" >/sys/fs/bcache/register 2>/dev/null
 		echo "$o" >/sys/fs/bcache/register 2>/dev/null
-		for i in $(seq 100); do [[ -e /sys/block/b_o_bc/bcache/dev ]] && break; sleep 0.1; done
-		dev=$(basename "$(readlink -f /sys/block/b_o_bc/bcache/dev)")
+		for i in $(seq 100); do [[ -e /sys/block/b_o_$s/bcache/dev ]] && break; sleep 0.1; done
+		dev=$(basename "$(readlink -f "/sys/block/b_o_$s/bcache/dev")")
 		[[ -b /dev/$dev ]] || die "bcache device did not appear (set $uuid)"
 		BCSET[$s]=$uuid
 		[[ -d /sys/fs/bcache/$uuid ]] || die "bcache cache set $uuid not registered (see dmesg)"
 		for i in $(seq 50); do [[ $(cat "/sys/block/$dev/bcache/state") != "no cache" ]] && break; sleep 0.1; done
 		[[ $(cat "/sys/block/$dev/bcache/state") != "no cache" ]] || die "bcache: backing device not attached to $uuid"
-		echo writethrough >"/sys/block/$dev/bcache/cache_mode"
+		echo $mode >"/sys/block/$dev/bcache/cache_mode"
 		echo 0 >"/sys/block/$dev/bcache/sequential_cutoff"
 		echo 0 >"/sys/fs/bcache/$uuid/congested_read_threshold_us"
 		echo 0 >"/sys/fs/bcache/$uuid/congested_write_threshold_us"
-		grep -q '\[writethrough\]' "/sys/block/$dev/bcache/cache_mode" || die "bcache mode"
+		grep -q "\\[$mode\\]" "/sys/block/$dev/bcache/cache_mode" || die "bcache mode $mode"
+		case $s in
+		bcw) echo 10 >"/sys/block/$dev/bcache/writeback_percent" ;;
+		bcw0) echo 0 >"/sys/block/$dev/bcache/writeback_percent" ;;
+		esac
+		# writeback_delay (default 30 s) is a sleep after every pass over
+		# the index that a wake-up does not cut short: a burst written
+		# during it waits up to a minute, which would swamp what the
+		# writeback benchmark measures
+		[[ $s == bc ]] || echo 0 >"/sys/block/$dev/bcache/writeback_delay"
 		DEV[$s]=/dev/$dev ;;
 	*) die "unknown system $s" ;;
 	esac
@@ -201,16 +249,18 @@ sys_down() {
 	linear) dmsetup remove b_linear ;;
 	origin) nb_down b_o_origin ;;
 	ic) dmsetup remove b_ic; nb_down b_o_ic ;;
+	icw) dmsetup remove b_icw; nb_down b_o_icw ;;
+	wc) dmsetup remove b_wc; nb_down b_o_wc ;;
 	dmc)
 		dmsetup remove b_dmc; dmsetup remove b_dmc_meta; dmsetup remove b_dmc_data
 		nb_down b_o_dmc ;;
-	bc)
-		local dev=${DEV[bc]##*/} cset=${BCSET[bc]}
+	bc | bcw | bcw0)
+		local dev=${DEV[$s]##*/} cset=${BCSET[$s]}
 		echo 1 >"/sys/block/$dev/bcache/stop" 2>/dev/null
 		echo 1 >"/sys/fs/bcache/$cset/stop" 2>/dev/null
 		for i in $(seq 100); do [[ -e /sys/fs/bcache/$cset || -e /sys/block/$dev ]] || break; sleep 0.1; done
 		[[ -e /sys/fs/bcache/$cset ]] && log "warning: bcache set $cset still registered"
-		nb_down b_o_bc ;;
+		nb_down "b_o_$s" ;;
 	esac
 	unset "DEV[$s]" "ORIG[$s]"
 }
@@ -238,6 +288,7 @@ stat_line() {
 	bc)
 		read -r _ _ r _ <"/sys/block/${DEV[bc]##*/}/stat"
 		echo "$((r / 8)) $(((r - os) / 8)) $oi $os -" ;;
+	icw | wc | bcw | bcw0) wb_stat_line "$s" "$oi" "$os" ;;
 	*) echo "0 0 $oi $os -" ;;
 	esac
 }
@@ -526,12 +577,17 @@ part_f() {
 	done
 }
 
+# workload w: tools/bench/guest-writeback.sh (part_w)
+# shellcheck source=tools/bench/guest-writeback.sh
+. "$IC_SRC/tools/bench/guest-writeback.sh"
+
 for part in $PARTS; do
 	case $part in
 	ab) part_ab ;;
 	ce) part_ce ;;
 	d) part_d ;;
 	f) part_f ;;
+	w) part_w ;;
 	*) die "unknown part $part" ;;
 	esac
 done

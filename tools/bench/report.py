@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """Turn the raw results of tools/bench/guest-bench.sh into the benchmark report.
 
+(Workload w, writeback, has its own report: report_wb.py -> writeback.md.)
+
 Reads RAW/records.jsonl (one object per measured run, with the hit counters
 read around it), RAW/fio/*.json (fio and embed_lookup output), RAW/env.txt,
 and writes into OUT: results.json (every figure: median, min, max over the
@@ -746,6 +748,8 @@ class Report:
                 "result. The sizes are knobs (tools/bench/README.md).", ""]
 
     def build(self):
+        if not any(r.get("wl") in ("a", "b", "c", "d", "e", "f") for r in self.recs):
+            return  # only workload w ran: leave results.* alone
         for fn in (self.part_ab, self.part_ce, self.part_d, self.part_f):
             try:
                 fn()
@@ -788,6 +792,9 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     recs, env = load(a.raw)
     Report(recs, env, a).build()
+    if any(r.get("wl") in ("wb", "drain") for r in recs):
+        import report_wb  # workload w: writeback.md, writeback.json, wb_*.gp
+        report_wb.build(recs, env, a)
 
 
 if __name__ == "__main__":

@@ -290,6 +290,7 @@ TEST(clean_image)
 	CHECK_JSON(&r);
 	EXPECT_EQ(0, r.rc) { TH_LOG("%s", r.out); }
 	EXPECT_EQ(300, jnum(r.out, "valid"));
+	EXPECT_EQ(0, jnum(r.out, "dirty"));
 	EXPECT_EQ(im.geo.nr_slots - 300, jnum(r.out, "free"));
 	EXPECT_EQ(0, jnum(r.out, "dropped"));
 	EXPECT_EQ(im.geo.nr_sets, jnum(r.out, "sets_checked"));
@@ -304,7 +305,7 @@ TEST(clean_image)
 	/* The human summary says the same. */
 	check(&im, &r, NULL, NULL, NULL);
 	EXPECT_EQ(0, r.rc);
-	EXPECT_NE(NULL, strstr(r.out, " 300 valid,")) { TH_LOG("%s", r.out); }
+	EXPECT_NE(NULL, strstr(r.out, " 300 valid (0 dirty),")) { TH_LOG("%s", r.out); }
 	EXPECT_NE(NULL, strstr(r.out, "result: no problems found"));
 	EXPECT_STREQ("", r.err);
 	run_free(&r);
@@ -314,6 +315,30 @@ TEST(clean_image)
 	EXPECT_EQ(0, r.rc);
 	EXPECT_STREQ("", r.out);
 	EXPECT_STREQ("", r.err);
+	run_free(&r);
+	img_free(&im);
+}
+
+TEST(dirty_entries)
+{
+	struct ic_entry e = { .oblock = 7, .seq = 3,
+			      .flags = IC_ENTRY_VALID | IC_ENTRY_DIRTY };
+	struct img im;
+	struct run r;
+	u64 slot;
+
+	img_make(&im, 8, 0);
+	slot = ic_oblock_set(7, im.geo.nr_sets) * IC_WAYS;
+	im.sb.incompat = IC_FEATURE_INCOMPAT_DIRTY;
+	write_sbs(&im);
+	ic_entry_encode(&e, im.salt, slot,
+			(struct ic_disk_entry *)meta_sector(&im, slot / IC_WAYS));
+	check(&im, &r, "--json", NULL, NULL);
+	CHECK_JSON(&r);
+	EXPECT_EQ(0, r.rc) { TH_LOG("%s", r.out); }
+	EXPECT_EQ(1, jnum(r.out, "valid"));
+	EXPECT_EQ(1, jnum(r.out, "dirty"));
+	EXPECT_EQ(1, jnum(r.out, "incompat"));
 	run_free(&r);
 	img_free(&im);
 }

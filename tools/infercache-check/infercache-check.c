@@ -97,7 +97,7 @@ struct icc_report {
 	bool entries_checked;
 	u64 sets_checked;
 	u64 sets_missing;		/* beyond the end of the device */
-	u64 valid, free, bad_csum, bad_value, duplicates;
+	u64 valid, dirty, free, bad_csum, bad_value, duplicates;
 	unsigned int nr_damaged;	/* listed in damaged[] */
 	struct icc_damaged damaged[ICC_MAX_DAMAGED];
 	unsigned int nr_problems;
@@ -290,6 +290,8 @@ static void icc_check_set(struct icc_report *r, const struct ic_sb *sb,
 					ICC_DUPLICATE);
 		} else {
 			r->valid++;
+			if (e[w].flags & IC_ENTRY_DIRTY)
+				r->dirty++;
 		}
 	}
 }
@@ -526,7 +528,8 @@ static void icc_print_human(FILE *f, FILE *ferr, const struct icc_report *r,
 	}
 	if (r->entries_checked) {
 		fprintf(f, "entries: %" PRIu64 " sets checked, ", r->sets_checked);
-		fprintf(f, "%" PRIu64 " valid, %" PRIu64 " free, ", r->valid, r->free);
+		fprintf(f, "%" PRIu64 " valid (%" PRIu64 " dirty), %" PRIu64 " free, ",
+			r->valid, r->dirty, r->free);
 		fprintf(f, "%" PRIu64 " bad checksum, %" PRIu64 " bad value, ",
 			r->bad_csum, r->bad_value);
 		fprintf(f, "%" PRIu64 " duplicate\n", r->duplicates);
@@ -611,6 +614,7 @@ static void icc_json_entries(FILE *f, const struct icc_report *r)
 		(unsigned long long)r->sets_checked);
 	icc_ju(f, "sets_missing", r->sets_missing);
 	icc_ju(f, "valid", r->valid);
+	icc_ju(f, "dirty", r->dirty);
 	icc_ju(f, "free", r->free);
 	icc_ju(f, "bad_checksum", r->bad_csum);
 	icc_ju(f, "bad_value", r->bad_value);

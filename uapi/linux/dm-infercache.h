@@ -11,7 +11,11 @@
  *
  * with one decimal <counter> for each entry of enum dm_infercache_counter,
  * in that order: the first DM_INFERCACHE_NR_COUNTERS_V0 before the mode,
- * the rest (added later, so appended) after the state.
+ * the rest (added later, so appended) after the state. Then
+ *
+ *   <loaded> <dropped> <commits> <dirty>
+ *   <idle|running|backoff|paused|flushing> <written back> <writeback ios>
+ *   <backoffs> <read p99 us> <read latency target us>
  */
 #ifndef _UAPI_LINUX_DM_INFERCACHE_H
 #define _UAPI_LINUX_DM_INFERCACHE_H

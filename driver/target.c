@@ -288,6 +288,7 @@ struct infercache {
 	bool dirty_only;		/* errors recorded: load dirty only */
 	struct mutex mode_lock;		/* mode switches, ring allocation */
 	struct ic_wb wb;
+	struct ic_sysfs *sysfs;		/* while resumed */
 
 	/* The table as given, for STATUSTYPE_TABLE. */
 	enum ic_mode mode;
@@ -297,6 +298,12 @@ struct infercache {
 	unsigned int commit_ms_table;
 	unsigned int nr_opts;
 	enum ic_opt opts[IC_NR_OPTS];
+};
+
+/* /sys/block/dm-N/infercache: exists while the target is resumed. */
+struct ic_sysfs {
+	struct kobject kobj;
+	struct infercache *ic;
 };
 
 /* What ->map did with a bio, so ->end_io knows what to undo. */
@@ -1954,6 +1961,17 @@ static int ic_wb_flush(struct infercache *ic)
 	return r ?: ic_commit(ic);
 }
 
+static void ic_wb_pause(struct infercache *ic, bool pause)
+{
+	if (pause) {
+		set_bit(IC_WB_PAUSED, &ic->flags);
+		return;
+	}
+	clear_bit(IC_WB_PAUSED, &ic->flags);
+	if (ic_wb_capable(ic))
+		ic_wb_kick(ic, 0);
+}
+
 /* Make @mode the current one; writethrough drains first. */
 static int ic_set_mode(struct infercache *ic, enum ic_mode mode)
 {
@@ -2610,6 +2628,221 @@ static int ic_alloc_runtime(struct infercache *ic, char **error)
 	return 0;
 }
 
+static const char *ic_wb_state(struct infercache *ic)
+{
+	struct ic_wb *wb = &ic->wb;
+
+	if (!ic_wb_capable(ic))
+		return "idle";
+	if (atomic_read(&wb->flushing))
+		return "flushing";
+	if (test_bit(IC_WB_PAUSED, &ic->flags))
+		return "paused";
+	if (!atomic64_read(&ic->nr_dirty) && !atomic_read(&wb->nr_ios))
+		return "idle";
+	return READ_ONCE(wb->backoff) ? "backoff" : "running";
+}
+
+static const char *ic_mode_name(enum ic_mode mode)
+{
+	return mode == IC_MODE_WRITEBACK ? "writeback" : "writethrough";
+}
+
+/* ---- sysfs: /sys/block/dm-N/infercache ---- */
+
+struct ic_attr {
+	struct attribute attr;
+	int tun;			/* ic_tunables[] index, or -1 */
+	ssize_t (*show)(struct infercache *ic, char *buf);
+	ssize_t (*store)(struct infercache *ic, const char *buf);
+};
+
+static ssize_t ic_attr_show(struct kobject *kobj, struct attribute *attr,
+			    char *buf)
+{
+	struct infercache *ic = container_of(kobj, struct ic_sysfs, kobj)->ic;
+	struct ic_attr *a = container_of(attr, struct ic_attr, attr);
+
+	if (a->tun >= 0)
+		return sysfs_emit(buf, "%u\n", ic_tun(ic, IC_FIRST_TUN + a->tun));
+	return a->show ? a->show(ic, buf) : -EIO;
+}
+
+static ssize_t ic_attr_store(struct kobject *kobj, struct attribute *attr,
+			     const char *buf, size_t count)
+{
+	struct infercache *ic = container_of(kobj, struct ic_sysfs, kobj)->ic;
+	struct ic_attr *a = container_of(attr, struct ic_attr, attr);
+	char val[24];
+	ssize_t r;
+
+	/* One word, as a message would take it. */
+	if (count >= sizeof(val))
+		return -EINVAL;
+	memcpy(val, buf, count);
+	val[count] = 0;
+	strim(val);
+	if (a->tun >= 0) {
+		u32 v;
+
+		if (ic_parse_tunable(a->tun, val, &v)) {
+			DMERR("%s", ic_tunables[a->tun].error);
+			return -EINVAL;
+		}
+		WRITE_ONCE(ic->tun[a->tun], v);
+		ic_set_dirty_limit(ic);
+		if (ic_wb_capable(ic))
+			ic_wb_kick(ic, 0);
+		return count;
+	}
+	if (!a->store)
+		return -EIO;
+	r = a->store(ic, val);
+	return r < 0 ? r : count;
+}
+
+static ssize_t ic_mode_show(struct infercache *ic, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", ic_mode_name(READ_ONCE(ic->mode_now)));
+}
+
+static ssize_t ic_mode_store(struct infercache *ic, const char *val)
+{
+	enum ic_mode mode;
+
+	if (ic_parse_mode(val, &mode)) {
+		DMERR("Invalid cache mode: writethrough or writeback");
+		return -EINVAL;
+	}
+	return ic_set_mode(ic, mode);
+}
+
+static ssize_t ic_paused_show(struct infercache *ic, char *buf)
+{
+	return sysfs_emit(buf, "%d\n", test_bit(IC_WB_PAUSED, &ic->flags));
+}
+
+static ssize_t ic_paused_store(struct infercache *ic, const char *val)
+{
+	bool pause;
+
+	if (kstrtobool(val, &pause))
+		return -EINVAL;
+	ic_wb_pause(ic, pause);
+	return 0;
+}
+
+static ssize_t ic_flush_store(struct infercache *ic, const char *val)
+{
+	if (strcmp(val, "1"))
+		return -EINVAL;
+	return ic_wb_flush(ic);
+}
+
+static ssize_t ic_dirty_show(struct infercache *ic, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n", (long long)atomic64_read(&ic->nr_dirty));
+}
+
+static ssize_t ic_wb_state_show(struct infercache *ic, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", ic_wb_state(ic));
+}
+
+static ssize_t ic_read_p99_show(struct infercache *ic, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(ic->wb.p99_us));
+}
+
+#define IC_ATTR(_name, _mode, _show, _store) \
+	static struct ic_attr ic_attr_##_name = { \
+		.attr = { .name = #_name, .mode = _mode }, .tun = -1, \
+		.show = _show, .store = _store, \
+	}
+#define IC_TUN_ATTR(_name, _opt) \
+	static struct ic_attr ic_attr_##_name = { \
+		.attr = { .name = #_name, .mode = 0644 }, \
+		.tun = (_opt) - IC_FIRST_TUN, \
+	}
+
+IC_ATTR(mode, 0644, ic_mode_show, ic_mode_store);
+IC_ATTR(writeback_paused, 0644, ic_paused_show, ic_paused_store);
+IC_ATTR(flush, 0200, NULL, ic_flush_store);
+IC_ATTR(dirty, 0444, ic_dirty_show, NULL);
+IC_ATTR(writeback_state, 0444, ic_wb_state_show, NULL);
+IC_ATTR(read_p99_us, 0444, ic_read_p99_show, NULL);
+IC_TUN_ATTR(max_dirty_age, IC_OPT_MAX_DIRTY_AGE);
+IC_TUN_ATTR(dirty_high, IC_OPT_DIRTY_HIGH);
+IC_TUN_ATTR(read_latency_target, IC_OPT_READ_TARGET);
+IC_TUN_ATTR(writeback_inflight, IC_OPT_WB_INFLIGHT);
+IC_TUN_ATTR(writeback_rate, IC_OPT_WB_RATE);
+
+static struct attribute *ic_attrs[] = {
+	&ic_attr_mode.attr,
+	&ic_attr_writeback_paused.attr,
+	&ic_attr_flush.attr,
+	&ic_attr_dirty.attr,
+	&ic_attr_writeback_state.attr,
+	&ic_attr_read_p99_us.attr,
+	&ic_attr_max_dirty_age.attr,
+	&ic_attr_dirty_high.attr,
+	&ic_attr_read_latency_target.attr,
+	&ic_attr_writeback_inflight.attr,
+	&ic_attr_writeback_rate.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(ic);
+
+static const struct sysfs_ops ic_sysfs_ops = {
+	.show = ic_attr_show,
+	.store = ic_attr_store,
+};
+
+static void ic_sysfs_release(struct kobject *kobj)
+{
+	kfree(container_of(kobj, struct ic_sysfs, kobj));
+}
+
+static struct kobj_type ic_ktype = {
+	.sysfs_ops = &ic_sysfs_ops,
+	.default_groups = ic_groups,
+	.release = ic_sysfs_release,
+};
+
+/* Not fatal: the messages do the same. */
+static void ic_sysfs_add(struct infercache *ic)
+{
+	struct mapped_device *md = dm_table_get_md(ic->ti->table);
+	struct ic_sysfs *k;
+	int r;
+
+	if (ic->sysfs)
+		return;
+	k = kzalloc(sizeof(*k), GFP_KERNEL);
+	if (!k)
+		return;
+	k->ic = ic;
+	r = kobject_init_and_add(&k->kobj, &ic_ktype,
+				 &disk_to_dev(dm_disk(md))->kobj,
+				 DM_MSG_PREFIX);
+	if (r) {
+		DMWARN("%s: no sysfs directory: error %d", dm_device_name(md), r);
+		kobject_put(&k->kobj);
+		return;
+	}
+	ic->sysfs = k;
+}
+
+/* Returns once no sysfs call is running (kernfs drains them). */
+static void ic_sysfs_del(struct infercache *ic)
+{
+	if (!ic->sysfs)
+		return;
+	kobject_del(&ic->sysfs->kobj);
+	kobject_put(&ic->sysfs->kobj);
+	ic->sysfs = NULL;
+}
+
 /*
  * Construct an infercache mapping:
  *   <cache dev> <origin dev> <#opt args> [<opt arg>...]
@@ -2714,6 +2947,7 @@ static void infercache_dtr(struct dm_target *ti)
 	struct infercache *ic = ti->private;
 
 	/* Suspended (or never resumed): postsuspend wrote what there was. */
+	ic_sysfs_del(ic);
 	cancel_delayed_work_sync(&ic->commit_work);
 	cancel_delayed_work_sync(&ic->wb.work);
 	ic_wait_for_fills(ic);
@@ -2871,6 +3105,7 @@ static int infercache_preresume(struct dm_target *ti)
 				   msecs_to_jiffies(ic->commit_ms));
 	if (ic_wb_capable(ic))
 		ic_wb_kick(ic, 0);
+	ic_sysfs_add(ic);
 	return 0;
 }
 
@@ -2879,6 +3114,8 @@ static void infercache_postsuspend(struct dm_target *ti)
 	struct infercache *ic = ti->private;
 
 	set_bit(IC_SUSPENDED, &ic->flags);
+	/* A flush waiting there sees SUSPENDED within a second. */
+	ic_sysfs_del(ic);
 	cancel_delayed_work_sync(&ic->commit_work);
 	/* Writeback stops; what is dirty stays so, on disk too. */
 	cancel_delayed_work_sync(&ic->wb.work);
@@ -2910,26 +3147,6 @@ static void ic_sum_stats(struct infercache *ic, u64 *sum)
 		for (i = 0; i < IC_NR_STATS; i++)
 			sum[i] += READ_ONCE(s->count[i]);
 	}
-}
-
-static const char *ic_wb_state(struct infercache *ic)
-{
-	struct ic_wb *wb = &ic->wb;
-
-	if (!ic_wb_capable(ic))
-		return "idle";
-	if (atomic_read(&wb->flushing))
-		return "flushing";
-	if (test_bit(IC_WB_PAUSED, &ic->flags))
-		return "paused";
-	if (!atomic64_read(&ic->nr_dirty) && !atomic_read(&wb->nr_ios))
-		return "idle";
-	return READ_ONCE(wb->backoff) ? "backoff" : "running";
-}
-
-static const char *ic_mode_name(enum ic_mode mode)
-{
-	return mode == IC_MODE_WRITEBACK ? "writeback" : "writethrough";
 }
 
 /*
@@ -3082,13 +3299,11 @@ static int infercache_message(struct dm_target *ti, unsigned int argc,
 		return ic_wb_flush(ic);
 	}
 	if (argc == 1 && !strcasecmp(argv[0], "writeback_pause")) {
-		set_bit(IC_WB_PAUSED, &ic->flags);
+		ic_wb_pause(ic, true);
 		return 0;
 	}
 	if (argc == 1 && !strcasecmp(argv[0], "writeback_resume")) {
-		clear_bit(IC_WB_PAUSED, &ic->flags);
-		if (ic_wb_capable(ic))
-			ic_wb_kick(ic, 0);
+		ic_wb_pause(ic, false);
 		return 0;
 	}
 	if (argc == 2 && !strcasecmp(argv[0], "mode")) {

@@ -224,6 +224,8 @@ struct ic_wb {
 	bool active;			/* writeback ran in this window */
 	bool probing;			/* this window measures the baseline */
 	bool backoff;			/* the last window backed off */
+	bool rescan;			/* a re-queueing found the ring full */
+	bool suspect;			/* the last run found dirty blocks lost */
 	u32 p99_us, base_us;		/* last window's p99; baseline p99 */
 	u32 seen[IC_LAT_BUCKETS];	/* latency counts at the last window */
 	atomic64_t written_back, ios_issued, backoffs, errors;
@@ -515,8 +517,10 @@ static void ic_wb_requeue(struct infercache *ic, u64 slot)
 
 	spin_lock_irqsave(&wb->lock, flags);
 	ok = ic_wb_push_locked(wb, slot, wb->cap - IC_WB_CHUNK);
+	/* Stale entries filled it: the engine will look for the block. */
+	if (!ok)
+		wb->rescan = true;
 	spin_unlock_irqrestore(&wb->lock, flags);
-	WARN_ON_ONCE(!ok);
 }
 
 /*
@@ -543,6 +547,23 @@ static void ic_wb_kick(struct infercache *ic, unsigned long delay)
 {
 	if (!test_bit(IC_SUSPENDED, &ic->flags))
 		queue_delayed_work(ic->wq, &ic->wb.work, delay);
+}
+
+/*
+ * Queue every dirty block again: after a load, or when a re-queueing found
+ * the ring full of stale entries (a block queued twice is harmless: the
+ * second entry is skipped once it is clean).
+ */
+static void ic_wb_rescan(struct infercache *ic)
+{
+	u64 slot;
+
+	for (slot = 0; slot < ic->geo.nr_slots; slot++) {
+		if (READ_ONCE(ic->index.ways[slot]) & IC_WAY_DIRTY)
+			ic_wb_requeue(ic, slot);
+		if (!(slot % 65536))
+			cond_resched();
+	}
 }
 
 /* Is a writeback batch of a block in [first, last) in flight? */
@@ -1770,6 +1791,36 @@ static int ic_wb_alloc_pages(struct infercache *ic, struct ic_wb_io *io)
 	return 0;
 }
 
+/* Dirty blocks, none queued, none in flight: find them again. */
+static void ic_wb_check_lost(struct infercache *ic)
+{
+	struct ic_wb *wb = &ic->wb;
+	bool lost;
+
+	spin_lock_irq(&wb->lock);
+	lost = wb->head == wb->tail && !atomic_read(&wb->nr_ios) &&
+	       atomic64_read(&ic->nr_dirty);
+	/*
+	 * A write counts its dirty block just before queueing it: believe
+	 * an empty queue only when the next run (a tick later) agrees.
+	 */
+	if (lost && !wb->suspect) {
+		wb->suspect = true;
+		lost = false;
+	} else if (lost) {
+		if (!wb->rescan)
+			DMWARN_LIMIT("%s: writeback queue lost dirty blocks: rescanning",
+				     ic->cache_dev->name);
+		wb->rescan = false;
+		wb->suspect = false;
+	} else {
+		wb->suspect = false;
+	}
+	spin_unlock_irq(&wb->lock);
+	if (lost)
+		ic_wb_rescan(ic);
+}
+
 /*
  * The engine: start batches, oldest first, as far as the in-flight cap,
  * the rate ceiling and the read-latency controller allow; urgent work
@@ -1810,8 +1861,10 @@ static void ic_wb_work(struct work_struct *work)
 			}
 		}
 		io = ic_wb_gather(ic);
-		if (!io)
+		if (!io) {
+			ic_wb_check_lost(ic);
 			break;
+		}
 		io->urgent = urgent;
 		if (ic_wb_alloc_pages(ic, io)) {
 			ic_wb_release(io, BLK_STS_RESOURCE);
@@ -1904,12 +1957,7 @@ static int ic_wb_load(struct infercache *ic)
 	r = ic_wb_alloc(ic);
 	if (r)
 		return r;
-	for (slot = 0; slot < ic->geo.nr_slots; slot++) {
-		if (idx->ways[slot] & IC_WAY_DIRTY)
-			ic_wb_requeue(ic, slot);
-		if (!(slot % 65536))
-			cond_resched();
-	}
+	ic_wb_rescan(ic);
 	atomic64_set(&ic->nr_dirty, dirty);
 	return 0;
 }

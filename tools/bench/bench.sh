@@ -69,6 +69,9 @@ fi
 cache_mb=${BENCH_CACHE_MB:-64}
 origin_mb=${BENCH_ORIGIN_MB:-$((cache_mb * 4))}
 start=$(date +%s)
+# the host is shared: say how busy it was (other guests cost the emulated CPU)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+guests0=$(pgrep -c qemu-system || true)
 # what was measured: the commit, and whether the driver differed from it
 gitrev=$(git -C "$repo" log -1 --format='%h %s' 2>/dev/null || echo unknown)
 if [[ -n "$(git -C "$repo" status --porcelain -- driver Kbuild 2>/dev/null)" ]]; then
@@ -109,13 +112,14 @@ if ((guest)); then
 	[[ -s $out/raw/records.jsonl ]] || die "no results in $out/raw (see $out/output.log, console.log)"
 	# what --report-only needs to describe this run later
 	{
-		printf 'run_cmdline=%q\nrun_elapsed=%q\nrun_status=%q\nrun_git=%q\nrun_date=%q\n' \
-			"$cmdline" "$(($(date +%s) - start))" "$st" "$gitrev" "$(date -u '+%Y-%m-%d %H:%M UTC')"
+		printf 'run_cmdline=%q\nrun_elapsed=%q\nrun_status=%q\nrun_git=%q\nrun_date=%q\nrun_load=%q\n' \
+			"$cmdline" "$(($(date +%s) - start))" "$st" "$gitrev" "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+			"load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; other QEMU guests running at the start: $guests0"
 	} >"$out/run.env"
 else
 	[[ -s $out/run.env ]] || die "no previous run in $out (run without --report-only first)"
 fi
-run_cmdline='' run_elapsed=0 run_status=0 run_git='' run_date=''
+run_cmdline='' run_elapsed=0 run_status=0 run_git='' run_date='' run_load=''
 # shellcheck source=/dev/null
 . "$out/run.env"
 
@@ -125,7 +129,7 @@ if ((report)); then
 	touch "$stamp"
 	sleep 1 # the plots this report writes are newer than the stamp
 	python3 tools/bench/report.py --raw "$out/raw" --out "$docs" --command "$run_cmdline" \
-		--wall "$run_elapsed" --vm-status "$run_status" --host "$(uname -srm), $(nproc) CPUs" \
+		--wall "$run_elapsed" --vm-status "$run_status" --host "$(uname -srm), $(nproc) CPUs${run_load:+ ($run_load)}" \
 		--qemu "$(qemu-system-x86_64 --version | head -n 1)" --git "$run_git" --date "$run_date" \
 		--guest-rc "$(cat "$out/rc" 2>/dev/null || echo none)"
 	msg "plots (gnuplot)"

@@ -77,6 +77,10 @@ gitrev=$(git -C "$repo" log -1 --format='%h %s' 2>/dev/null || echo unknown)
 if [[ -n "$(git -C "$repo" status --porcelain -- driver Kbuild 2>/dev/null)" ]]; then
 	gitrev+=" + uncommitted driver changes"
 fi
+if [[ -n ${BENCH_IC_KO:-} ]]; then
+	[[ -r $BENCH_IC_KO ]] || die "BENCH_IC_KO=$BENCH_IC_KO: no such module"
+	gitrev+=", but the module measured is $BENCH_IC_KO (md5 $(md5sum <"$BENCH_IC_KO" | cut -c1-12)), not this tree's"
+fi
 
 if ((guest)); then
 	msg "dependencies (tools/vm/deps.sh + bcache-tools gnuplot-nox python3)"

@@ -44,7 +44,8 @@ set -uo pipefail
 export DM_DISABLE_UDEV=1 LC_ALL=C
 
 IC_SRC=${IC_SRC:-$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd -P)}
-IC_KO=${IC_KO:-$IC_SRC/dm-infercache.ko}
+# BENCH_IC_KO: measure another build of the module (an A/B test of a patch)
+IC_KO=${BENCH_IC_KO:-${IC_KO:-$IC_SRC/dm-infercache.ko}}
 IC_OUT=${IC_OUT:-/tmp/bench-out}
 EMBED=${BENCH_EMBED:-$IC_SRC/build/bench/embed_lookup}
 

@@ -47,7 +47,7 @@
 #   BENCH_WB_SYSTEMS "icw wc bcw bcw0"   BENCH_WB_REPS [BENCH_REPS]
 #   BENCH_WB_READ_MB 16   BENCH_WB_QD 1   BENCH_WB_BASE_S 6
 #   BENCH_WB_BURST_MB 16 (a quarter of the cache)   BENCH_WB_BURST rand
-#   BENCH_WB_WINDOW_S 25  BENCH_WB_DRAIN_MB 24   BENCH_WB_PATTERNS "seq rand"
+#   BENCH_WB_WINDOW_S 40  BENCH_WB_DRAIN_MB 24   BENCH_WB_PATTERNS "seq rand"
 #   BENCH_WB_PARTS "w1 w2"   BENCH_WB_HOLD 1
 #   BENCH_WC_OPTS "high_watermark 10 low_watermark 0" (w1 with WB_HOLD=0; with
 #     the defaults 50/45 a burst of a quarter of the cache is never written
@@ -62,7 +62,7 @@ WB_QD=${BENCH_WB_QD:-1}
 WB_BASE_S=${BENCH_WB_BASE_S:-6}
 WB_BURST_MB=${BENCH_WB_BURST_MB:-$((CACHE_MB / 4))}
 WB_BURST=${BENCH_WB_BURST:-rand}
-WB_WINDOW_S=${BENCH_WB_WINDOW_S:-25}
+WB_WINDOW_S=${BENCH_WB_WINDOW_S:-40}
 WB_DRAIN_MB=${BENCH_WB_DRAIN_MB:-$((CACHE_MB * 3 / 8))}
 WB_PATTERNS=${BENCH_WB_PATTERNS:-seq rand}
 WB_PARTS=${BENCH_WB_PARTS:-w1 w2}

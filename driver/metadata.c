@@ -39,6 +39,8 @@ struct ic_image {
 	/* ways written DIRTY, and ways written clean that disk had DIRTY. */
 	u16 dirty[IC_SB_SLOT_SECTORS];
 	u16 cleaned[IC_SB_SLOT_SECTORS];
+	/* It drops an entry that may say DIRTY: flush the origin first. */
+	bool flush_origin;
 };
 
 static int ic_io_sync(struct dm_io_client *io, struct block_device *bdev,
@@ -429,8 +431,14 @@ static enum ic_image_say ic_image_way(u64 word, bool commit)
 		return IC_SAY_NOTHING;
 	if (word & IC_WAY_DIRTY)
 		return IC_SAY_DIRTY;
-	/* Written back, but the origin's copy may not be stable yet. */
-	if ((word & IC_WAY_DISK_DIRTY) && !committing)
+	/*
+	 * Written back, but the origin's copy may not be stable yet: clean
+	 * only in a commit that saw it on disk before its flush. (A block
+	 * written back while a commit that had it COMMITTING flushed gets
+	 * DISK_DIRTY while not DURABLE: that commit must still say DIRTY.)
+	 */
+	if ((word & IC_WAY_DISK_DIRTY) &&
+	    (!committing || !(word & IC_WAY_DURABLE)))
 		return IC_SAY_DIRTY;
 	if (word & IC_WAY_WRITING)
 		return IC_SAY_NOTHING;
@@ -452,6 +460,7 @@ static bool ic_image_gen(struct ic_meta *m, struct ic_image *img, void *buf,
 	unsigned int i, w;
 
 	memset(buf, 0, m->mb_sectors << SECTOR_SHIFT);
+	img->flush_origin = false;
 	for (i = 0; i < m->mb_sectors; i++) {
 		u64 set = set0 + i;
 		struct ic_set *s;
@@ -478,6 +487,8 @@ static bool ic_image_gen(struct ic_meta *m, struct ic_image *img, void *buf,
 				if (word & IC_WAY_ON_DISK) {
 					img->drop[i] |= BIT(w);
 					changes = true;
+					if (word & IC_WAY_DISK_DIRTY)
+						img->flush_origin = true;
 				}
 				m->idx->ways[slot] = word & ~IC_WAY_SURE_DIRTY;
 				continue;
@@ -492,6 +503,9 @@ static bool ic_image_gen(struct ic_meta *m, struct ic_image *img, void *buf,
 				img->dirty[i] |= BIT(w);
 				if (!(word & IC_WAY_SURE_DIRTY))
 					changes = true;
+				/* Clean in core: a later commit says so. */
+				if (!(word & IC_WAY_DIRTY))
+					ic_meta_set_dirty(m, set);
 				word |= IC_WAY_DISK_DIRTY;
 			} else if (word & IC_WAY_DISK_DIRTY) {
 				img->cleaned[i] |= BIT(w);
@@ -591,7 +605,8 @@ static void ic_image_submit(struct ic_meta *m, u64 mb, bool commit,
 		return;
 	}
 	atomic_inc(&b->pending);
-	if (dm_io(&req, 1, &where, NULL, IOPRIO_DEFAULT))
+	if ((img->flush_origin && blkdev_issue_flush(m->origin)) ||
+	    dm_io(&req, 1, &where, NULL, IOPRIO_DEFAULT))
 		ic_image_endio(1, img);
 }
 

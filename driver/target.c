@@ -273,9 +273,11 @@ struct infercache {
 	spinlock_t defer_lock;		/* protects deferred and flushes */
 	struct bio_list deferred;	/* writes and discards to sync first */
 	struct bio_list flushes;	/* empty flushes waiting for a commit */
+	struct bio_list fua_wait;	/* FUA writes waiting for an install */
 	struct work_struct defer_work;
 
 	struct workqueue_struct *wq;
+	struct workqueue_struct *wb_wq;	/* writeback batches' origin writes */
 	struct bio_set wt_bs;		/* write-through copies to the cache */
 	struct bio_set fill_bs;		/* fills; front_pad is struct ic_fill */
 	mempool_t page_pool;
@@ -339,6 +341,7 @@ struct ic_wb_io {
 	unsigned int nr;		/* blocks */
 	unsigned int nr_pages;
 	bool urgent;			/* deadline, watermark or flush */
+	bool gathering;			/* blocks not known yet: overlaps all */
 	atomic_t pending;		/* reads from the cache in flight */
 	blk_status_t read_status;
 	struct work_struct work;
@@ -575,7 +578,8 @@ static bool ic_wb_overlaps(struct infercache *ic, u64 first, u64 last)
 
 	spin_lock_irq(&wb->lock);
 	list_for_each_entry(io, &wb->ios, list)
-		if (io->first < last && io->first + io->nr > first)
+		if (io->gathering ||
+		    (io->first < last && io->first + io->nr > first))
 			overlap = true;
 	spin_unlock_irq(&wb->lock);
 	return overlap;
@@ -1037,10 +1041,14 @@ static bool ic_block_dirty(struct infercache *ic, u64 oblock)
 	int way;
 
 	spin_lock_irqsave(&ic_set(ic, set)->lock, flags);
-	way = ic_index_find(&ic->index, set, oblock);
-	if (way >= 0)
-		dirty = ic->index.ways[ic_index_slot(set, way)] &
-			(IC_WAY_DIRTY | IC_WAY_DISK_DIRTY);
+	/* Present or not: a forgotten way may still be DIRTY on disk. */
+	for (way = 0; way < IC_WAYS; way++) {
+		u64 word = ic->index.ways[ic_index_slot(set, way)];
+
+		if ((word & IC_OBLOCK_MASK) == oblock &&
+		    (word & (IC_WAY_DIRTY | IC_WAY_DISK_DIRTY)))
+			dirty = true;
+	}
 	spin_unlock_irqrestore(&ic_set(ic, set)->lock, flags);
 	return dirty;
 }
@@ -1206,10 +1214,29 @@ static int ic_map_write(struct infercache *ic, struct bio *bio,
 }
 
 /*
- * Forget every cached block in [begin, end); mark in @sync the sets whose
- * entries on disk may still vouch for one of them.
+ * Should a discard leave the block of @word alone? Its data may exist only
+ * in the slot: keep it if the discard covers it only in part (the rest is
+ * live data), or while degraded (no metadata can be written, so forgetting
+ * would leave a DIRTY entry on disk for a block the index no longer knows).
+ * A discard is advisory: the origin's copy is overwritten at writeback.
+ */
+static bool ic_discard_keeps(struct infercache *ic, u64 word,
+			     u64 full_begin, u64 full_end)
+{
+	u64 oblock = word & IC_OBLOCK_MASK;
+
+	if (!(word & (IC_WAY_DIRTY | IC_WAY_DISK_DIRTY | IC_WAY_WB)))
+		return false;
+	return ic_degraded(ic) || oblock < full_begin || oblock >= full_end;
+}
+
+/*
+ * Forget every cached block in [begin, end), of which [full_begin,
+ * full_end) is covered whole; mark in @sync the sets whose entries on disk
+ * may still vouch for one of them.
  */
 static void ic_invalidate_range(struct infercache *ic, u64 begin, u64 end,
+				u64 full_begin, u64 full_end,
 				unsigned long *sync)
 {
 	struct ic_index *idx = &ic->index;
@@ -1223,7 +1250,9 @@ static void ic_invalidate_range(struct infercache *ic, u64 begin, u64 end,
 			set = ic_index_set(idx, oblock);
 			spin_lock_irqsave(&idx->sets[set].lock, flags);
 			way = ic_index_find(idx, set, oblock);
-			if (way >= 0)
+			if (way >= 0 &&
+			    !ic_discard_keeps(ic, idx->ways[ic_index_slot(set, way)],
+					      full_begin, full_end))
 				ic_invalidate_slot(ic, ic_index_slot(set, way));
 			if (ic_meta_needs_sync(idx, set, oblock))
 				set_bit(set, sync);
@@ -1243,7 +1272,8 @@ static void ic_invalidate_range(struct infercache *ic, u64 begin, u64 end,
 
 			oblock = word & IC_OBLOCK_MASK;
 			if ((word & IC_WAY_PRESENT) &&
-			    oblock >= begin && oblock < end)
+			    oblock >= begin && oblock < end &&
+			    !ic_discard_keeps(ic, word, full_begin, full_end))
 				ic_invalidate_slot(ic, slot);
 			if ((word & IC_WAY_RECLAIM) ||
 			    ((word & IC_WAY_DURABLE) &&
@@ -1289,7 +1319,9 @@ static void ic_discard_prepare(struct infercache *ic, struct bio *bio)
 	if (first >= last)
 		return;
 	mutex_lock(&ic->discard_lock);
-	ic_invalidate_range(ic, first, last, ic->discard_sets);
+	ic_invalidate_range(ic, first, last,
+			    DIV_ROUND_UP_ULL(begin, ic_block_sectors(ic)),
+			    end >> ic->block_shift, ic->discard_sets);
 	if (ic_degraded(ic))
 		bitmap_zero(ic->discard_sets, ic->geo.nr_sets);
 	else if (ic_meta_sync_sets(&ic->meta, ic->discard_sets))
@@ -1418,17 +1450,28 @@ static int ic_commit(struct infercache *ic)
 	bool cache_error;
 	int r;
 
-	if (ic_degraded(ic) || !ic->activated) {
-		r = blkdev_issue_flush(ic->origin_dev->bdev);
-		/* Dirty blocks on a failing cache: no durability to promise. */
-		if (!r && ic_degraded(ic) && atomic64_read(&ic->nr_dirty))
-			r = -EIO;
-		return r;
+	if (!ic->activated)
+		return blkdev_issue_flush(ic->origin_dev->bdev);
+	if (ic_degraded(ic)) {
+		/*
+		 * Dirty blocks have no other copy: still try to describe them
+		 * (clean entries are ignored after an error once the
+		 * superblock says so), or no durability can be promised.
+		 */
+		if (!atomic64_read(&ic->nr_dirty))
+			return blkdev_issue_flush(ic->origin_dev->bdev);
+		if (!test_bit(IC_ERRORS_RECORDED, &ic->flags))
+			return -EIO;
+		r = ic_meta_commit(&ic->meta, &cache_error);
+		return r ?: cache_error ? -EIO : 0;
 	}
 	r = ic_meta_commit(&ic->meta, &cache_error);
 	if (cache_error) {
 		ic_cache_error(ic);
 		ic_record_errors(ic);
+		/* The only copy of dirty blocks may not be stable. */
+		if (!r && atomic64_read(&ic->nr_dirty))
+			r = -EIO;
 	}
 	return r;
 }
@@ -1518,6 +1561,26 @@ static void ic_wb_tick(struct infercache *ic)
 
 enum ic_wb_take { IC_WB_TAKEN, IC_WB_STALE, IC_WB_BUSY };
 
+/* May an entry of a way of @slot's set other than @slot vouch for @oblock? */
+static bool ic_wb_vouched_elsewhere(struct infercache *ic, u64 slot,
+				    u64 oblock)
+{
+	u64 base = slot - slot % IC_WAYS;
+	unsigned int w;
+
+	for (w = 0; w < IC_WAYS; w++) {
+		u64 word = ic->index.ways[base + w];
+
+		if (base + w == slot)
+			continue;
+		if ((word & IC_WAY_RECLAIM) ||
+		    ((word & IC_WAY_DURABLE) &&
+		     (word & IC_OBLOCK_MASK) == oblock))
+			return true;
+	}
+	return false;
+}
+
 /*
  * Take the way of @slot for writeback if it is dirty and nothing writes to
  * its set (a write in flight may land after our read of the slot). Set
@@ -1533,6 +1596,13 @@ static enum ic_wb_take ic_wb_take_way(struct infercache *ic, u64 slot)
 	if (!(word & IC_WAY_VALID) || (word & IC_WAY_WB) ||
 	    s->writes_inflight ||
 	    ic->index.inflight[slot] >= IC_INFLIGHT_MAX)
+		return IC_WB_BUSY;
+	/*
+	 * Another way's old entry may still name the block (a fill or a
+	 * write took that way and has not removed it yet): the origin's copy
+	 * must not change under it.
+	 */
+	if (ic_wb_vouched_elsewhere(ic, slot, word & IC_OBLOCK_MASK))
 		return IC_WB_BUSY;
 	ic->index.ways[slot] = word | IC_WAY_WB;
 	ic->index.inflight[slot]++;
@@ -1574,21 +1644,16 @@ static bool ic_wb_take_block(struct infercache *ic, u64 oblock, u32 *slot)
 
 /*
  * Pop the oldest dirty block that can go now and gather its dirty
- * origin-contiguous neighbours into one batch.
+ * origin-contiguous neighbours into @io. Returns false if there is none.
  */
-static struct ic_wb_io *ic_wb_gather(struct infercache *ic)
+static bool ic_wb_gather(struct infercache *ic, struct ic_wb_io *io)
 {
 	unsigned int max = IC_WB_MAX_BYTES >> (ic->block_shift + SECTOR_SHIFT);
 	struct ic_wb *wb = &ic->wb;
 	u32 back[IC_WB_MAX_BLOCKS], slot = 0;
 	unsigned int looked, nb = 0, i;
-	struct ic_wb_io *io;
 	u64 oblock = 0;
 	bool found = false;
-
-	io = kzalloc(sizeof(*io), GFP_NOIO | __GFP_NOWARN);
-	if (!io)
-		return NULL;
 
 	for (looked = 0; looked < IC_WB_POP_MAX && !found; looked++) {
 		spin_lock_irq(&wb->lock);
@@ -1611,10 +1676,8 @@ static struct ic_wb_io *ic_wb_gather(struct infercache *ic)
 			break;
 		}
 	}
-	if (!found) {
-		kfree(io);
-		return NULL;
-	}
+	if (!found)
+		return false;
 
 	while (nb + 1 < max && oblock > nb &&
 	       ic_wb_take_block(ic, oblock - nb - 1, &back[nb]))
@@ -1627,8 +1690,18 @@ static struct ic_wb_io *ic_wb_gather(struct infercache *ic)
 	while (io->nr < max &&
 	       ic_wb_take_block(ic, io->first + io->nr, &io->slots[io->nr]))
 		io->nr++;
-	io->ic = ic;
-	return io;
+	return true;
+}
+
+/* Take a batch that never started off the list. */
+static void ic_wb_unlist(struct ic_wb_io *io)
+{
+	struct ic_wb *wb = &io->ic->wb;
+
+	spin_lock_irq(&wb->lock);
+	list_del(&io->list);
+	spin_unlock_irq(&wb->lock);
+	wake_up_all(&wb->wait);
 }
 
 /* Done with the blocks of a batch: clean, or dirty and queued again. */
@@ -1650,8 +1723,18 @@ static void ic_wb_release(struct ic_wb_io *io, blk_status_t status)
 		ic->index.inflight[slot]--;
 		if (word & IC_WAY_DIRTY) {
 			if (!status && !(word & IC_WAY_REDIRTY)) {
-				/* Clean once a commit has flushed the origin. */
-				word &= ~(IC_WAY_DIRTY | IC_WAY_COMMITTING);
+				/*
+				 * Clean once a commit has flushed the origin.
+				 * A commit may be flushing now with the block
+				 * COMMITTING but not on disk: its flush may
+				 * miss our write, so it must still say DIRTY.
+				 */
+				word &= ~IC_WAY_DIRTY;
+				if (!(word & IC_WAY_DURABLE) &&
+				    (word & IC_WAY_COMMITTING))
+					word |= IC_WAY_DISK_DIRTY;
+				else
+					word &= ~IC_WAY_COMMITTING;
 				clean = true;
 			} else {
 				word &= ~IC_WAY_REDIRTY;
@@ -1744,7 +1827,7 @@ static void ic_wb_read_endio(struct bio *bio)
 		WRITE_ONCE(io->read_status, bio->bi_status);
 	bio_put(bio);
 	if (atomic_dec_and_test(&io->pending))
-		queue_work(io->ic->wq, &io->work);
+		queue_work(io->ic->wb_wq, &io->work);
 }
 
 /* Read every block of the batch from its slot. */
@@ -1757,7 +1840,7 @@ static void ic_wb_submit(struct infercache *ic, struct ic_wb_io *io)
 	INIT_WORK(&io->work, ic_wb_write_work);
 	atomic_set(&io->pending, io->nr);
 	spin_lock_irq(&wb->lock);
-	list_add_tail(&io->list, &wb->ios);
+	io->gathering = false;
 	spin_unlock_irq(&wb->lock);
 	atomic_inc(&wb->nr_ios);
 	atomic64_inc(&wb->ios_issued);
@@ -1860,14 +1943,28 @@ static void ic_wb_work(struct work_struct *work)
 				break;
 			}
 		}
-		io = ic_wb_gather(ic);
-		if (!io) {
+		io = kzalloc(sizeof(*io), GFP_NOIO | __GFP_NOWARN);
+		if (!io)
+			break;
+		/*
+		 * Listed before any block is taken: a discard must not miss
+		 * a batch it cannot see the blocks of yet.
+		 */
+		io->ic = ic;
+		io->urgent = urgent;
+		io->gathering = true;
+		spin_lock_irq(&wb->lock);
+		list_add_tail(&io->list, &wb->ios);
+		spin_unlock_irq(&wb->lock);
+		if (!ic_wb_gather(ic, io)) {
+			ic_wb_unlist(io);
+			kfree(io);
 			ic_wb_check_lost(ic);
 			break;
 		}
-		io->urgent = urgent;
 		if (ic_wb_alloc_pages(ic, io)) {
 			ic_wb_release(io, BLK_STS_RESOURCE);
+			ic_wb_unlist(io);
 			kfree(io);
 			break;
 		}
@@ -2006,7 +2103,15 @@ static int ic_wb_flush(struct infercache *ic)
 		}
 	}
 	atomic_dec(&wb->flushing);
-	return r ?: ic_commit(ic);
+	if (!r)
+		r = ic_commit(ic);
+	/*
+	 * Blocks written back while that commit flushed are on the origin
+	 * but still DIRTY on disk: one more commit says they are clean.
+	 */
+	if (!r && atomic_read(&ic->meta.nr_dirty))
+		r = ic_commit(ic);
+	return r;
 }
 
 static void ic_wb_pause(struct infercache *ic, bool pause)
@@ -2031,8 +2136,13 @@ static int ic_set_mode(struct infercache *ic, enum ic_mode mode)
 			DMERR("mode: the target has not been resumed yet");
 			r = -EINVAL;
 		}
-		if (!r)
+		if (!r) {
+			/* The device may be suspended: no reclaim I/O to it. */
+			unsigned int noio = memalloc_noio_save();
+
 			r = ic_wb_alloc(ic);
+			memalloc_noio_restore(noio);
+		}
 		/* Before the first DIRTY entry can reach the disk. */
 		if (!r)
 			r = ic_meta_enable_dirty(&ic->meta);
@@ -2122,6 +2232,42 @@ static int ic_retry_on_origin(struct infercache *ic, struct bio *bio,
 }
 
 /*
+ * A write that took its way is over: FUA writes that overlapped one go to
+ * the commit worker once their way is installed, and fail if it was
+ * dropped (their data went with it).
+ */
+static void ic_fua_release(struct infercache *ic)
+{
+	struct bio_list keep, ready, failed;
+	unsigned long flags;
+	struct bio *bio;
+
+	bio_list_init(&keep);
+	bio_list_init(&ready);
+	bio_list_init(&failed);
+	spin_lock_irqsave(&ic->defer_lock, flags);
+	while ((bio = bio_list_pop(&ic->fua_wait))) {
+		struct ic_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+		u64 word = READ_ONCE(ic->index.ways[ic_index_slot(pb->set,
+								   pb->way)]);
+
+		if ((word & IC_WAY_FILLING) && (word & IC_WAY_DIRTY))
+			bio_list_add(&keep, bio);
+		else if ((word & IC_WAY_VALID) && (word & IC_WAY_DIRTY))
+			bio_list_add(&ready, bio);
+		else
+			bio_list_add(&failed, bio);
+	}
+	ic->fua_wait = keep;
+	bio_list_merge(&ic->flushes, &ready);
+	spin_unlock_irqrestore(&ic->defer_lock, flags);
+	if (!bio_list_empty(&ready))
+		mod_delayed_work(ic->wq, &ic->commit_work, 0);
+	while ((bio = bio_list_pop(&failed)))
+		bio_io_error(bio);
+}
+
+/*
  * A write to a slot alone is done. A whole-block write that took its way
  * installs the block. Returns true when the bio waits for a commit (FUA:
  * the entry must be on disk too before it is acknowledged).
@@ -2131,10 +2277,14 @@ static bool ic_dirty_write_done(struct infercache *ic, struct bio *bio,
 {
 	u64 slot = ic_index_slot(pb->set, pb->way);
 	struct ic_set *s = ic_set(ic, pb->set);
-	bool installed = false, lost = false;
+	bool installed = false, lost = false, wait = false;
+	bool fua = bio->bi_opf & REQ_FUA;
 	unsigned long flags;
 	u64 word;
 
+	/* Degraded before the way can go: racing writes see it (lost). */
+	if (*error)
+		ic_cache_error(ic);
 	spin_lock_irqsave(&s->lock, flags);
 	ic->index.inflight[slot]--;
 	s->writes_inflight--;
@@ -2154,17 +2304,30 @@ static bool ic_dirty_write_done(struct infercache *ic, struct bio *bio,
 	} else if (!(word & IC_WAY_DIRTY)) {
 		/* Forgotten meanwhile: by a discard, or a failed cache. */
 		lost = ic_degraded(ic);
+	} else if ((word & IC_WAY_FILLING) && fua && !*error) {
+		/*
+		 * Overlapping the write that takes the way: no commit can
+		 * describe the block before that one lands. Queued under the
+		 * set lock, so that its ic_fua_release() sees this bio.
+		 */
+		pb->kind = IC_BIO_PASS;
+		spin_lock(&ic->defer_lock);
+		bio_list_add(&ic->fua_wait, bio);
+		spin_unlock(&ic->defer_lock);
+		wait = true;
 	}
 	spin_unlock_irqrestore(&s->lock, flags);
 
 	ic_meta_set_dirty(&ic->meta, pb->set);
 	if (installed)
 		atomic64_inc(&ic->cached);
-	if (*error)
-		ic_cache_error(ic);
-	else if (lost)
+	if (pb->alloc)
+		ic_fua_release(ic);
+	if (wait)
+		return true;
+	if (!*error && lost)
 		*error = BLK_STS_IOERR;
-	if (*error || !(bio->bi_opf & REQ_FUA))
+	if (*error || !fua)
 		return false;
 
 	/* Acknowledged by the commit worker, after the next commit. */
@@ -2198,9 +2361,16 @@ static int infercache_end_io(struct dm_target *ti, struct bio *bio,
 		spin_lock_irqsave(&s->lock, flags);
 		ic->index.inflight[slot]--;
 		if (*error && *error != BLK_STS_AGAIN) {
+			u64 word = ic->index.ways[slot];
+
 			/* A dirty block has no other copy: keep it, fail. */
-			only_copy = ic->index.ways[slot] & IC_WAY_DIRTY;
-			if (!only_copy)
+			only_copy = word & IC_WAY_DIRTY;
+			/*
+			 * Written back: the origin has it, but the entry may
+			 * say DIRTY until a commit: forgetting the way would
+			 * hide that from writes (ic_block_dirty()).
+			 */
+			if (!(word & (IC_WAY_DIRTY | IC_WAY_DISK_DIRTY)))
 				ic_invalidate_slot(ic, slot);
 			failed = true;
 		}
@@ -2226,8 +2396,18 @@ static int infercache_end_io(struct dm_target *ti, struct bio *bio,
 		ic->index.inflight[slot]--;
 		ic->index.ways[slot] &= ~IC_WAY_WRITING;
 		s->writes_inflight--;
-		if (*error || pb->cache_failed || pb->no_copy)
+		if ((pb->cache_failed || pb->no_copy) &&
+		    (ic->index.ways[slot] & IC_WAY_DISK_DIRTY)) {
+			/*
+			 * Disk may say DIRTY for the old copy in the slot and
+			 * cannot be rewritten now: keep the way (writes to it
+			 * fail from now on) and fail this write, whose data
+			 * is on the origin alone.
+			 */
+			*error = BLK_STS_IOERR;
+		} else if (*error || pb->cache_failed || pb->no_copy) {
 			ic_invalidate_slot(ic, slot);
+		}
 		spin_unlock_irqrestore(&s->lock, flags);
 		ic_meta_set_dirty(&ic->meta, pb->set);
 		if (pb->cache_failed)
@@ -2446,6 +2626,8 @@ static void ic_free(struct infercache *ic)
 {
 	if (ic->wq)
 		destroy_workqueue(ic->wq);
+	if (ic->wb_wq)
+		destroy_workqueue(ic->wb_wq);
 	ic_wb_free(ic);
 	ic_meta_exit(&ic->meta);
 	kvfree(ic->discard_sets);
@@ -2650,7 +2832,10 @@ static int ic_alloc_runtime(struct infercache *ic, char **error)
 	}
 
 	ic->wq = alloc_workqueue("dm-" DM_MSG_PREFIX, WQ_MEM_RECLAIM, 0);
-	if (!ic->wq) {
+	/* Discards on ic->wq wait for batches: those must not wait on it. */
+	ic->wb_wq = alloc_workqueue("dm-" DM_MSG_PREFIX "-wb", WQ_MEM_RECLAIM,
+				    0);
+	if (!ic->wq || !ic->wb_wq) {
 		*error = "Cannot allocate workqueue";
 		return -ENOMEM;
 	}
@@ -2947,6 +3132,7 @@ static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 	spin_lock_init(&ic->defer_lock);
 	bio_list_init(&ic->deferred);
 	bio_list_init(&ic->flushes);
+	bio_list_init(&ic->fua_wait);
 	INIT_WORK(&ic->defer_work, ic_defer_work);
 	INIT_DELAYED_WORK(&ic->commit_work, ic_commit_work);
 	spin_lock_init(&ic->streams_lock);
@@ -2994,9 +3180,16 @@ static void infercache_dtr(struct dm_target *ti)
 {
 	struct infercache *ic = ti->private;
 
-	/* Suspended (or never resumed): postsuspend wrote what there was. */
+	/*
+	 * Suspended (or never resumed): postsuspend wrote what there was.
+	 * But a table whose other target failed its preresume is destroyed
+	 * without a postsuspend: stop what our resume started.
+	 */
+	set_bit(IC_SUSPENDED, &ic->flags);
 	ic_sysfs_del(ic);
 	cancel_delayed_work_sync(&ic->commit_work);
+	cancel_delayed_work_sync(&ic->wb.work);
+	wait_var_event(&ic->wb.nr_ios, !atomic_read(&ic->wb.nr_ios));
 	cancel_delayed_work_sync(&ic->wb.work);
 	ic_wait_for_fills(ic);
 	flush_workqueue(ic->wq);
@@ -3153,7 +3346,10 @@ static int infercache_preresume(struct dm_target *ti)
 				   msecs_to_jiffies(ic->commit_ms));
 	if (ic_wb_capable(ic))
 		ic_wb_kick(ic, 0);
+	/* Still suspended: no reclaim I/O to ourselves while allocating. */
+	noio = memalloc_noio_save();
 	ic_sysfs_add(ic);
+	memalloc_noio_restore(noio);
 	return 0;
 }
 
@@ -3172,6 +3368,7 @@ static void infercache_postsuspend(struct dm_target *ti)
 	/* dm core drained our callers; fills may outlive them. */
 	ic_wait_for_fills(ic);
 	flush_workqueue(ic->wq);
+	flush_workqueue(ic->wb_wq);
 	if (!ic->activated)
 		return;
 

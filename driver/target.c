@@ -546,10 +546,18 @@ static bool ic_dirty_get(struct infercache *ic, u64 slot)
 	return false;
 }
 
+/* Run the engine within @delay, unless it is already due sooner. */
 static void ic_wb_kick(struct infercache *ic, unsigned long delay)
 {
 	if (!test_bit(IC_SUSPENDED, &ic->flags))
 		queue_delayed_work(ic->wq, &ic->wb.work, delay);
+}
+
+/* Run the engine now, even if a later run is pending: a batch ended. */
+static void ic_wb_kick_now(struct infercache *ic)
+{
+	if (!test_bit(IC_SUSPENDED, &ic->flags))
+		mod_delayed_work(ic->wq, &ic->wb.work, 0);
 }
 
 /*
@@ -1775,7 +1783,7 @@ static void ic_wb_io_done(struct ic_wb_io *io, blk_status_t status)
 	kfree(io);
 
 	wake_up_all(&wb->wait);
-	ic_wb_kick(ic, 0);
+	ic_wb_kick_now(ic);
 	if (atomic_dec_and_test(&wb->nr_ios))
 		wake_up_var(&wb->nr_ios);
 }
@@ -2122,7 +2130,7 @@ static void ic_wb_pause(struct infercache *ic, bool pause)
 	}
 	clear_bit(IC_WB_PAUSED, &ic->flags);
 	if (ic_wb_capable(ic))
-		ic_wb_kick(ic, 0);
+		ic_wb_kick_now(ic);
 }
 
 /* Make @mode the current one; writethrough drains first. */
@@ -2925,7 +2933,7 @@ static ssize_t ic_attr_store(struct kobject *kobj, struct attribute *attr,
 		WRITE_ONCE(ic->tun[a->tun], v);
 		ic_set_dirty_limit(ic);
 		if (ic_wb_capable(ic))
-			ic_wb_kick(ic, 0);
+			ic_wb_kick_now(ic);
 		return count;
 	}
 	if (!a->store)
@@ -3345,7 +3353,7 @@ static int infercache_preresume(struct dm_target *ti)
 		queue_delayed_work(ic->wq, &ic->commit_work,
 				   msecs_to_jiffies(ic->commit_ms));
 	if (ic_wb_capable(ic))
-		ic_wb_kick(ic, 0);
+		ic_wb_kick_now(ic);
 	/* Still suspended: no reclaim I/O to ourselves while allocating. */
 	noio = memalloc_noio_save();
 	ic_sysfs_add(ic);
@@ -3571,7 +3579,7 @@ static int infercache_message(struct dm_target *ti, unsigned int argc,
 		WRITE_ONCE(ic->tun[t], v);
 		ic_set_dirty_limit(ic);
 		if (ic_wb_capable(ic))
-			ic_wb_kick(ic, 0);
+			ic_wb_kick_now(ic);
 		return 0;
 	}
 

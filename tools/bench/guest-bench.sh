@@ -137,6 +137,8 @@ nb_up() {
 	echo $(($2 * 1000)) >"$d/completion_nsec"
 	echo 32 >"$d/hw_queue_depth"
 	echo 1 >"$d/no_sched" 2>/dev/null
+	# NB_MBPS (workload w): a bandwidth limit, MiB/s, for all of its I/O
+	if ((${NB_MBPS:-0})); then echo "$NB_MBPS" >"$d/mbps" || die "mbps on $1"; fi
 	echo 1 >"$d/power" || die "power on $1"
 	local i
 	for i in $(seq 100); do [[ -b /dev/$1 ]] && return 0; sleep 0.05; done

@@ -41,7 +41,8 @@
 #        `cleaner` message (write back everything; a fresh wc every run)
 #   bcw0 writeback_running 0, then 1 (writeback_percent 0: no rate limit)
 # against the origin alone written with fio in the same patterns at QD16 and
-# QD32 (bs 256k for seq: infercache's largest batch).
+# QD32 (bs 256k for seq: infercache's largest batch). All of w2 is done once
+# per WB_ORIGIN_MBPS value (fresh origins with that bandwidth limit).
 #
 # Knobs (environment, defaults in brackets):
 #   BENCH_WB_SYSTEMS "icw wc bcw bcw0"   BENCH_WB_REPS [BENCH_REPS]
@@ -49,6 +50,9 @@
 #   BENCH_WB_BURST_MB 16 (a quarter of the cache)   BENCH_WB_BURST rand
 #   BENCH_WB_WINDOW_S 40  BENCH_WB_DRAIN_MB 24   BENCH_WB_PATTERNS "seq rand"
 #   BENCH_WB_PARTS "w1 w2"   BENCH_WB_HOLD 1
+#   BENCH_WB_ORIGIN_MBPS "0 20"  w2 once per value: the origins' null_blk
+#     bandwidth limit in MiB/s (0: none, the timer alone; a limit makes the
+#     origin, not the emulated cache device, the bottleneck, as in real use)
 #   BENCH_WC_OPTS "high_watermark 10 low_watermark 0" (w1 with WB_HOLD=0; with
 #     the defaults 50/45 a burst of a quarter of the cache is never written
 #     back)
@@ -65,6 +69,7 @@ WB_BURST=${BENCH_WB_BURST:-rand}
 WB_WINDOW_S=${BENCH_WB_WINDOW_S:-40}
 WB_DRAIN_MB=${BENCH_WB_DRAIN_MB:-$((CACHE_MB * 3 / 8))}
 WB_PATTERNS=${BENCH_WB_PATTERNS:-seq rand}
+WB_ORIGIN_MBPS=${BENCH_WB_ORIGIN_MBPS:-0 20}
 WB_PARTS=${BENCH_WB_PARTS:-w1 w2}
 WB_HOLD=${BENCH_WB_HOLD:-1}
 WB_WC_OPTS=${BENCH_WC_OPTS-high_watermark 10 low_watermark 0}
@@ -239,7 +244,7 @@ wb_run() { # SYS REP: one run on SYS: reads throughout, a burst, its writeback
 	((WB_HOLD)) && wb_hold "$s"
 	t_launch=${EPOCHREALTIME/./}
 	fio --eta=never --direct=1 --output-format=json --output="$W/fio/$id.burst.json" \
-		--name=burst --filename="$dev" "${burst[@]}" --randrepeat=0 --randseed=$((700 + rep)) \
+		--name=burst --filename="$dev" "${burst[@]}" --randrepeat=0 --randseed=700 \
 		--ioengine=libaio --iodepth=16 --write_lat_log="$W/wb/$id.burst" "${lg[@]}" &
 	bpid=$!
 	while kill -0 "$bpid" 2>/dev/null; do
@@ -329,7 +334,7 @@ wb_drain() {
 	esac
 	read -r _ _ _ _ _ _ ws0 _ <"/sys/block/$o/stat"
 	fio --eta=never --direct=1 --output-format=json --output="$W/fio/$id.json" --name=burst --filename="$dev" \
-		"${burst[@]}" --randrepeat=0 --randseed=$((800 + rep)) --ioengine=libaio --iodepth=16 ||
+		"${burst[@]}" --randrepeat=0 --randseed=800 --ioengine=libaio --iodepth=16 ||
 		die "fio $id failed"
 	read -r _ _ _ _ _ _ wsb _ <"/sys/block/$o/stat"
 	local dirty0
@@ -364,8 +369,8 @@ wb_drain() {
 		read -r -t 0.1 -u "$WB_SFD"
 	done
 	bw=$(sed -nE 's/.*"bw_bytes" : ([0-9]+).*/\1/p' "$W/fio/$id.json" | sort -n | tail -n 1)
-	printf '{"wl":"drain","sys":"%s","method":"%s","pattern":"%s","rep":%d,"id":"%s","drain_mb":%d,"dirty_before_kib":%d,"written_in_burst_sectors":%d,"drained_sectors":%d,"drain_us":%d,"done":%d,"dirty_after_kib":%d,"burst_bw_bytes":%d,"extra":"%s","t":%s}\n' \
-		"$s" "$how" "$pat" "$rep" "$id" "$WB_DRAIN_MB" "$dirty0" $((wsb - ws0)) $((${ws1:-$ws} - wsb)) \
+	printf '{%s"wl":"drain","sys":"%s","method":"%s","pattern":"%s","rep":%d,"id":"%s","drain_mb":%d,"dirty_before_kib":%d,"written_in_burst_sectors":%d,"drained_sectors":%d,"drain_us":%d,"done":%d,"dirty_after_kib":%d,"burst_bw_bytes":%d,"extra":"%s","t":%s}\n' \
+		"$TAGS" "$s" "$how" "$pat" "$rep" "$id" "$WB_DRAIN_MB" "$dirty0" $((wsb - ws0)) $((${ws1:-$ws} - wsb)) \
 		$(((${t1:-0} > 0 ? t1 : now) - t0)) $((t1 > 0)) "$left" "${bw:-0}" "$(stat_line "$s" | cut -d' ' -f5-)" "$(elapsed)" >>"$REC"
 	log "w2 $s $how $pat rep $rep: dirty ${dirty0} KiB, $(((${ws1:-$ws} - wsb) / 2)) KiB to the origin in $(((${t1:-0} > 0 ? t1 : now) - t0)) us$( ((t1)) || echo ' (NOT done)'), left $left KiB"
 }
@@ -378,18 +383,28 @@ wb_raw() { # REP: the origin alone, written in the drain patterns
 		read -r -a burst <<<"$(wb_pattern "$pat" "$WB_DRAIN_MB")"
 		[[ $pat == seq ]] && burst=("${burst[@]/--bs=128k/--bs=256k}")
 		for qd in 16 32; do
-			jobs+=(--name="$pat.$qd" --filename="${DEV[origin]}" "${burst[@]}" --randrepeat=0 --randseed=$((800 + rep))
+			jobs+=(--name="$pat.$qd" --filename="${DEV[origin]}" "${burst[@]}" --randrepeat=0 --randseed=800
 				--ioengine=libaio --iodepth="$qd" --stonewall)
 		done
 	done
 	fio --eta=never --direct=1 --output-format=json --output="$W/fio/$id.json" "${jobs[@]}" || die "fio $id failed"
-	printf '{"wl":"wb_raw","sys":"origin","rep":%d,"fio":"%s","drain_mb":%d,"t":%s}\n' "$rep" "$id" "$WB_DRAIN_MB" "$(elapsed)" >>"$REC"
+	printf '{%s"wl":"wb_raw","sys":"origin","rep":%d,"fio":"%s","drain_mb":%d,"t":%s}\n' "$TAGS" "$rep" "$id" "$WB_DRAIN_MB" "$(elapsed)" >>"$REC"
 }
 
 part_w2() {
-	local rep s pat how runs=() r sys=()
-	log "== w2: drain rate with no reads (${WB_DRAIN_MB} MiB dirty; patterns $WB_PATTERNS)"
+	local mbps
+	for mbps in $WB_ORIGIN_MBPS; do
+		NB_MBPS=$mbps part_w2_one "$mbps"
+	done
+}
+
+part_w2_one() { # MBPS
+	local rep s pat how runs=() r sys=() mb=$1
+	log "== w2: drain rate with no reads (${WB_DRAIN_MB} MiB dirty; patterns $WB_PATTERNS; origin limit ${mb} MiB/s)"
+	# (a bandwidth-limited origin is not prefilled: too slow, and its limit,
+	# not the first-write page allocation, sets the pace)
 	ORIGIN_PREFILL_MB=$((WB_OFF_MB + 4 * WB_DRAIN_MB + 1))
+	((mb)) && ORIGIN_PREFILL_MB=0
 	for s in $WB_SYSTEMS; do
 		case $s in
 		icw) runs+=(icw:idle icw:flush) ;;
@@ -402,6 +417,8 @@ part_w2() {
 		[[ $s == wc || " ${sys[*]} " == *" $s "* ]] || { sys+=("$s"); sys_up "$s" nvme "$LAT0"; }
 	done
 	sys_up origin nvme "$LAT0"
+	local tags=$TAGS
+	TAGS="\"mbps\":$mb,"
 	for ((rep = 1; rep <= WB_REPS; rep++)); do
 		wb_raw "$rep"
 		for pat in $WB_PATTERNS; do
@@ -418,6 +435,7 @@ part_w2() {
 		done
 		checkpoint
 	done
+	TAGS=$tags
 	ORIGIN_PREFILL_MB=0
 	for s in "${sys[@]}" origin; do sys_down "$s"; done
 	checkpoint
@@ -426,7 +444,7 @@ part_w2() {
 part_w() {
 	mkdir -p "$W/wb"
 	local k
-	for k in WB_SYSTEMS WB_REPS WB_READ_MB WB_QD WB_BASE_S WB_BURST_MB WB_BURST WB_WINDOW_S WB_DRAIN_MB WB_PATTERNS \
+	for k in WB_SYSTEMS WB_REPS WB_READ_MB WB_QD WB_BASE_S WB_BURST_MB WB_BURST WB_WINDOW_S WB_DRAIN_MB WB_PATTERNS WB_ORIGIN_MBPS \
 		WB_PARTS WB_HOLD WB_WC_OPTS WB_WC_DRAIN_OPTS IC_WB_OPTS WB_OFF_MB; do
 		echo "$k=${!k}"
 	done >>"$W/env.txt"

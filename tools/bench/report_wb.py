@@ -519,12 +519,13 @@ class WbReport:
         ic = f["icw:idle"]
         if ic.get("batches_per_s") and ic.get("blocks_per_batch"):
             bps = ic["batches_per_s"]["median"]
+            long_drain = ic["seconds"] and ic["seconds"]["median"] >= 2  # many 100 ms windows
             why.append(f"infercache issued {bps:.0f} batches/s of {ic['blocks_per_batch']['median']:.1f} blocks "
                        "on average"
                        + (" - about writeback_inflight (16) per 100 ms controller window: the engine does not start "
                           "a new batch when one completes but waits for its next tick (ic_wb_io_done's "
                           "ic_wb_kick(ic, 0) is a queue_delayed_work on a work already pending with the tick's "
-                          "delay, which does not shorten it)" if 120 <= bps <= 200 else ""))
+                          "delay, which does not shorten it)" if long_drain and 100 <= bps <= 170 else ""))
         fl = f.get("icw:flush")
         if fl and fl["mib_s"] and f["icw:idle"]["mib_s"] and fl["mib_s"]["median"] > f["icw:idle"]["mib_s"]["median"] * 1.2:
             why.append(f"`flush` drains at {f_num(fl['mib_s']['median'])} MiB/s, so the idle path leaves speed unused")

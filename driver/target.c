@@ -157,7 +157,7 @@ static const struct ic_tunable ic_tunables[IC_NR_TUN] = {
 		"read_latency_target", 0, 10000000, 0,
 		"Invalid read_latency_target: must be 0 (auto) to 10000000 us" },
 	[IC_OPT_WB_INFLIGHT - IC_FIRST_TUN] = {
-		"writeback_inflight", 1, IC_WB_MAX_INFLIGHT, 16,
+		"writeback_inflight", 1, IC_WB_MAX_INFLIGHT, 32,
 		"Invalid writeback_inflight: must be 1 to 256" },
 	[IC_OPT_WB_RATE - IC_FIRST_TUN] = {
 		"writeback_rate", 0, 100000, 0,
@@ -1543,10 +1543,23 @@ static void ic_wb_tick(struct infercache *ic)
 
 	p99 = ic_lat_window_p99(ic, &samples);
 	WRITE_ONCE(wb->p99_us, p99);
-	/* A window without writeback tells what reads cost without it. */
-	if (p99 && (!wb->active || wb->probing))
-		WRITE_ONCE(wb->base_us,
-			   wb->base_us ? (3 * wb->base_us + p99) / 4 : p99);
+	/*
+	 * A window without writeback tells what reads cost without it. Such
+	 * windows can be slow for other reasons (foreground writes): the
+	 * baseline moves half way to a faster window and 1/16 of the way to
+	 * a slower one, so it tracks the quiet case.
+	 */
+	if (p99 && (!wb->active || wb->probing)) {
+		u32 base = wb->base_us;
+
+		if (!base)
+			base = p99;
+		else if (p99 <= base)
+			base -= (base - p99) / 2;
+		else
+			base += (p99 - base) / 16;
+		WRITE_ONCE(wb->base_us, base);
+	}
 	target = ic_wb_target(ic);
 
 	wb->backoff = false;
@@ -3309,10 +3322,12 @@ static int ic_activate(struct infercache *ic)
 		}
 		ic_load_policy(ic);
 		atomic64_set(&ic->cached, ic->loaded);
-		DMINFO("%s: loaded %llu blocks (%lld dirty), dropped %llu bad (%s shutdown)",
-		       name, ic->loaded,
-		       (long long)atomic64_read(&ic->nr_dirty), ic->dropped,
+		DMINFO("%s: loaded %llu blocks, dropped %llu damaged entries (%s shutdown)",
+		       name, ic->loaded, ic->dropped,
 		       ic->sb.flags & IC_SB_CLEAN ? "clean" : "unclean");
+		if (atomic64_read(&ic->nr_dirty))
+			DMINFO("%s: %lld of the blocks loaded are dirty",
+			       name, (long long)atomic64_read(&ic->nr_dirty));
 	}
 	ic->activated = true;
 	return 0;

@@ -203,7 +203,7 @@ cr_stop() {
 # does, and bash may not have reaped it yet)
 cr_alive() {
 	local -a f
-	read -r -a f <"/proc/$1/stat" 2>/dev/null || return 1
+	read -r -a f 2>/dev/null <"/proc/$1/stat" || return 1
 	[[ ${f[2]} != Z ]]
 }
 

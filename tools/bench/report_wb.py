@@ -427,8 +427,8 @@ class WbReport:
                f"writes, each block once, scattered over {4 * int(dmb or 0)} MiB), then let go; the drain time "
                "runs from letting go until the origin has received all of it (its write sectors sampled every "
                "20 ms). No reads. The origin alone is written with fio in the same patterns (seq with 256 KiB "
-               "writes, infercache's largest batch) at QD16 (infercache's default writeback_inflight) and QD32 "
-               "(the origin's queue depth); the ratio is to the better of the two, per repetition. How each "
+               "writes, infercache's largest batch) at QD16 and QD32 (the origin's queue depth, and "
+               "infercache's default writeback_inflight); the ratio is to the better of the two, per repetition. How each "
                "system was held back and let go:", "")
         for (s, m), n in METHODS.items():
             self.w(f"- {n}" + {

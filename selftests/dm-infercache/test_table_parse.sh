@@ -72,8 +72,14 @@ bad "Missing value for optional argument|Invalid number of optional arguments" "
 bad "Missing value for optional argument|Invalid number of optional arguments" "$C $O 3 mode writethrough block_size"
 bad "Optional argument given twice" "$C $O 4 mode writethrough mode writethrough"
 bad "Optional argument given twice" "$C $O 4 block_size 4096 block_size 8192"
-bad "Invalid cache mode" "$C $O 2 mode writearound"
-bad "Writeback mode is not supported yet" "$C $O 2 mode writeback"
+MODE="Invalid cache mode: writethrough or writeback"
+bad "$MODE" "$C $O 2 mode writearound"
+bad "$MODE" "$C $O 2 mode WriteBackX"
+# the writeback tunables (test_writeback.sh tries every range end)
+bad "Invalid max_dirty_age: must be 100 to 3600000 ms" "$C $O 2 max_dirty_age 99"
+bad "Invalid dirty_high: must be 1 to 90 \(percent of the cache\)" "$C $O 2 dirty_high 0"
+bad "Invalid writeback_inflight: must be 1 to 256" "$C $O 2 writeback_inflight 4294967297"
+bad "Optional argument given twice" "$C $O 4 writeback_rate 1 writeback_rate 1"
 for b in 0 512 2048 3000 6144 131072 4294971392 abc 8192x; do
 	bad "Invalid block_size: must be a power of two from 4096 to 65536" "$C $O 2 block_size $b"
 done
@@ -128,6 +134,9 @@ good sequential_threshold 0
 good mode writethrough block_size 8192 sequential_threshold 1048576
 good commit_interval 0 origin_tag wwn-0x5000c500a1b2c3d4
 good origin_tag a.b_c:d-9 commit_interval 600000
+good mode writeback
+good mode writeback max_dirty_age 100 dirty_high 90 read_latency_target 10000000 writeback_inflight 256 writeback_rate 0
+good writeback_rate 100000 mode writethrough dirty_high 1
 
 # messages: clear_stats, sequential_threshold, commit_interval and commit
 # are taken, others refused

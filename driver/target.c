@@ -110,6 +110,7 @@
 #define IC_WB_MAX_INFLIGHT	256
 #define IC_WB_TICK_MS		100		/* controller window */
 #define IC_WB_MIN_SAMPLES	50		/* reads for a p99 to count */
+#define IC_WB_MAX_CARRY		10		/* windows to gather them in */
 #define IC_WB_PROBE_TICKS	50		/* measure the baseline this often */
 #define IC_WB_CHUNK		64		/* ring entries per time stamp */
 #define IC_WB_POP_MAX		256		/* entries looked at per batch */
@@ -221,6 +222,7 @@ struct ic_wb {
 	unsigned long retry_after;	/* after an error: jiffies */
 	u64 rate_next_ns;		/* rate ceiling: next batch not before */
 	unsigned int ticks;
+	unsigned int carried;		/* windows with too few reads so far */
 	bool active;			/* writeback ran in this window */
 	bool probing;			/* this window measures the baseline */
 	bool backoff;			/* the last window backed off */
@@ -459,7 +461,12 @@ static void ic_lat_record(struct infercache *ic, u64 start_ns)
 	this_cpu_inc(ic->wb.lat->count[ic_lat_bucket(us)]);
 }
 
-/* The p99 of the reads since the last call, in us; 0 if too few. */
+/*
+ * The p99 of the reads since the last measured window, in us. Returns 0
+ * with *samples 0 when there were no reads (idle), and 0 with *samples
+ * non-zero when there were too few to tell: they are kept for the next
+ * call, for up to IC_WB_MAX_CARRY windows, so sparse reads still count.
+ */
 static u32 ic_lat_window_p99(struct infercache *ic, u32 *samples)
 {
 	struct ic_wb *wb = &ic->wb;
@@ -473,19 +480,25 @@ static u32 ic_lat_window_p99(struct infercache *ic, u32 *samples)
 		for_each_possible_cpu(cpu)
 			sum += READ_ONCE(per_cpu_ptr(wb->lat, cpu)->count[b]);
 		delta[b] = sum - wb->seen[b];
-		wb->seen[b] = sum;
 		total += delta[b];
 	}
 	*samples = total;
-	if (total < IC_WB_MIN_SAMPLES)
+	/* Too few: leave them counted for the next window. */
+	if (total && total < IC_WB_MIN_SAMPLES &&
+	    ++wb->carried < IC_WB_MAX_CARRY)
+		return 0;
+	wb->carried = 0;
+	for (b = 0; b < IC_LAT_BUCKETS; b++)
+		wb->seen[b] += delta[b];
+	if (!total)
 		return 0;
 	want = total - total / 100;
-	for (b = 0; b < IC_LAT_BUCKETS; b++) {
+	for (b = 0; b < IC_LAT_BUCKETS - 1; b++) {
 		acc += delta[b];
 		if (acc >= want)
 			break;
 	}
-	return ic_lat_bucket_max(min_t(unsigned int, b, IC_LAT_BUCKETS - 1));
+	return ic_lat_bucket_max(b);
 }
 
 /* The read p99 writeback must not push reads past (0: none known yet). */
@@ -1542,6 +1555,11 @@ static void ic_wb_tick(struct infercache *ic)
 	u32 samples, p99, target;
 
 	p99 = ic_lat_window_p99(ic, &samples);
+	if (!p99 && samples) {
+		/* Reads, but too few to tell yet: change nothing. */
+		wb->next_tick = jiffies + msecs_to_jiffies(IC_WB_TICK_MS);
+		return;
+	}
 	WRITE_ONCE(wb->p99_us, p99);
 	/*
 	 * A window without writeback tells what reads cost without it. Such
@@ -1564,7 +1582,7 @@ static void ic_wb_tick(struct infercache *ic)
 
 	wb->backoff = false;
 	if (!p99) {
-		wb->window = cap;		/* idle, or too few reads */
+		wb->window = cap;		/* no reads: idle */
 	} else if (target && p99 > target) {
 		wb->window /= 2;
 		wb->backoff = true;

@@ -194,11 +194,19 @@ ic_log "step 6: 4 KiB sector cache device (${SECONDS}s)"
 ic_cache "${IC_ID}k" 8 4096
 K=/dev/${IC_ID}k
 ic_create_ok "$IC_ID" "$K" "$O"
-# Two passes, as in step 2: at full counts some sets overflow, and the
-# blocks the first pass could not admit earn their slot in the second.
+# At full counts (2000 blocks, 3808 slots) a few sets get more than 16
+# blocks, and admission keeps them out: wait for 90% of the fills and for
+# the count to settle (fills complete after the reads), then compare.
 ic_fio warm4k --name=warm4k --filename="$D" "${IC_FIO_IO[@]}" --rw=randread --bs=4k \
 	--size=$((N * 4))k --loops=2 || ic_fail "reading through the 4Kn cache failed"
-ic_wait "$IC_ID" fills -ge "$N" || ic_fail "fills did not reach $N (4Kn cache)"
+ic_wait "$IC_ID" fills -ge $((N * 9 / 10)) || ic_fail "fills did not reach 90% of $N (4Kn cache)"
+prev=-1
+for ((i = 0; i < 20; i++)); do
+	cur=$(ic_field "$IC_ID" fills)
+	[[ $cur == "$prev" ]] && break
+	prev=$cur
+	sleep 0.5
+done
 cached=$(ic_field "$IC_ID" cached)
 ic_remove "$IC_ID" || ic_fail "remove failed"
 check --json "$K"

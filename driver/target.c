@@ -111,6 +111,7 @@
 #define IC_WB_TICK_MS		100		/* controller window */
 #define IC_WB_MIN_SAMPLES	50		/* reads for a p99 to count */
 #define IC_WB_MAX_CARRY		10		/* windows to gather them in */
+#define IC_WB_IDLE_TICKS	3		/* windows without reads: idle */
 #define IC_WB_PROBE_TICKS	50		/* measure the baseline this often */
 #define IC_WB_CHUNK		64		/* ring entries per time stamp */
 #define IC_WB_POP_MAX		256		/* entries looked at per batch */
@@ -223,6 +224,7 @@ struct ic_wb {
 	u64 rate_next_ns;		/* rate ceiling: next batch not before */
 	unsigned int ticks;
 	unsigned int carried;		/* windows with too few reads so far */
+	unsigned int idle_ticks;	/* windows without reads in a row */
 	bool active;			/* writeback ran in this window */
 	bool probing;			/* this window measures the baseline */
 	bool backoff;			/* the last window backed off */
@@ -1561,6 +1563,8 @@ static void ic_wb_tick(struct infercache *ic)
 		return;
 	}
 	WRITE_ONCE(wb->p99_us, p99);
+	if (p99)
+		wb->idle_ticks = 0;
 	/*
 	 * A window without writeback tells what reads cost without it. Such
 	 * windows can be slow for other reasons (foreground writes): the
@@ -1582,7 +1586,12 @@ static void ic_wb_tick(struct infercache *ic)
 
 	wb->backoff = false;
 	if (!p99) {
-		wb->window = cap;		/* no reads: idle */
+		/*
+		 * No read completed: idle, once it lasts (a reader can be
+		 * stalled for a window, by the scheduler or a slow device).
+		 */
+		if (++wb->idle_ticks >= IC_WB_IDLE_TICKS)
+			wb->window = cap;
 	} else if (target && p99 > target) {
 		wb->window /= 2;
 		wb->backoff = true;

@@ -1238,19 +1238,96 @@ static int ic_map_write(struct infercache *ic, struct bio *bio,
 
 /*
  * Should a discard leave the block of @word alone? Its data may exist only
- * in the slot: keep it if the discard covers it only in part (the rest is
- * live data), or while degraded (no metadata can be written, so forgetting
- * would leave a DIRTY entry on disk for a block the index no longer knows).
- * A discard is advisory: the origin's copy is overwritten at writeback.
+ * in the slot, and its entry may say DIRTY: dropping that entry before the
+ * discard is durable on the origin would, after a crash, bring back the
+ * origin's older copy. So a dirty (or written back, not yet committed)
+ * block stays; ic_discard_zero_way() zeroes the part the discard covers,
+ * and writeback carries the zeroes to the origin.
  */
 static bool ic_discard_keeps(struct infercache *ic, u64 word,
 			     u64 full_begin, u64 full_end)
 {
-	u64 oblock = word & IC_OBLOCK_MASK;
+	return word & (IC_WAY_DIRTY | IC_WAY_DISK_DIRTY | IC_WAY_WB);
+}
 
-	if (!(word & (IC_WAY_DIRTY | IC_WAY_DISK_DIRTY | IC_WAY_WB)))
-		return false;
-	return ic_degraded(ic) || oblock < full_begin || oblock >= full_end;
+/*
+ * Zero the part of [begin, end) that falls in the slot of a kept dirty
+ * block (see ic_discard_keeps()), as a write to the slot alone would: the
+ * block is (made) dirty, writeback cannot take it meanwhile, and a
+ * writeback in flight re-queues it.
+ */
+static void ic_discard_zero_way(struct infercache *ic, u64 set,
+				unsigned int way, sector_t begin, sector_t end)
+{
+	u64 slot = ic_index_slot(set, way);
+	struct ic_set *s = ic_set(ic, set);
+	sector_t bs = ic_block_sectors(ic), b0, from, to;
+	bool promote;
+	u64 word;
+	int r;
+
+	spin_lock_irq(&s->lock);
+	word = ic->index.ways[slot];
+	b0 = (word & IC_OBLOCK_MASK) << ic->block_shift;
+	if (!(word & IC_WAY_VALID) ||
+	    !(word & (IC_WAY_DIRTY | IC_WAY_DISK_DIRTY)) ||
+	    b0 + bs <= begin || b0 >= end ||
+	    ic->index.inflight[slot] >= IC_INFLIGHT_MAX) {
+		spin_unlock_irq(&s->lock);
+		return;
+	}
+	if (!(word & IC_WAY_DIRTY) && ic_dirty_get(ic, slot))
+		word |= IC_WAY_DIRTY;
+	if (word & IC_WAY_WB)
+		word |= IC_WAY_REDIRTY;
+	ic->index.ways[slot] = word & ~IC_WAY_COMMITTING;
+	ic->index.inflight[slot]++;
+	s->writes_inflight++;
+	promote = ic_meta_needs_promote(word);
+	spin_unlock_irq(&s->lock);
+
+	from = max(begin, b0);
+	to = min(end, b0 + bs);
+	r = promote ? ic_meta_sync_set(&ic->meta, set) : 0;
+	if (!r)
+		r = blkdev_issue_zeroout(ic->cache_dev->bdev,
+					 ic_slot_sector(&ic->geo, slot) +
+					 (from - b0), to - from, GFP_NOIO, 0);
+	if (r)
+		ic_cache_error(ic);
+
+	spin_lock_irq(&s->lock);
+	ic->index.inflight[slot]--;
+	s->writes_inflight--;
+	spin_unlock_irq(&s->lock);
+	ic_meta_set_dirty(&ic->meta, set);
+	ic_wb_kick(ic, msecs_to_jiffies(IC_WB_TICK_MS));
+}
+
+/* Zero what a discard covers of every dirty block it kept. */
+static void ic_discard_zero_dirty(struct infercache *ic, sector_t begin,
+				  sector_t end, u64 first, u64 last)
+{
+	struct ic_index *idx = &ic->index;
+	unsigned int w;
+	u64 set, oblock;
+
+	if (last - first <= idx->nr_sets) {
+		for (oblock = first; oblock < last; oblock++) {
+			set = ic_index_set(idx, oblock);
+			for (w = 0; w < IC_WAYS; w++)
+				if ((READ_ONCE(idx->ways[ic_index_slot(set, w)]) &
+				     IC_OBLOCK_MASK) == oblock)
+					ic_discard_zero_way(ic, set, w, begin, end);
+		}
+		return;
+	}
+	for (set = 0; set < idx->nr_sets; set++) {
+		for (w = 0; w < IC_WAYS; w++)
+			ic_discard_zero_way(ic, set, w, begin, end);
+		if (!(set % 1024))
+			cond_resched();
+	}
 }
 
 /*
@@ -1351,8 +1428,11 @@ static void ic_discard_prepare(struct infercache *ic, struct bio *bio)
 		ic_cache_error(ic);
 	mutex_unlock(&ic->discard_lock);
 	/* A writeback copy of old data must not land after the discard. */
-	if (ic_wb_capable(ic))
+	if (ic_wb_capable(ic)) {
 		wait_event(ic->wb.wait, !ic_wb_overlaps(ic, first, last));
+		if (!ic_degraded(ic))
+			ic_discard_zero_dirty(ic, begin, end, first, last);
+	}
 }
 
 /*

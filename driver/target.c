@@ -1634,9 +1634,23 @@ static void ic_wb_tick(struct infercache *ic)
 {
 	struct ic_wb *wb = &ic->wb;
 	u32 cap = ic_tun(ic, IC_OPT_WB_INFLIGHT);
+	unsigned long tick = msecs_to_jiffies(IC_WB_TICK_MS);
+	/* Windows since the last tick: the engine sleeps while clean. */
+	unsigned long gap = (jiffies - wb->next_tick) / tick + 1;
 	u32 samples, p99, target;
 
 	p99 = ic_lat_window_p99(ic, &samples);
+	if (gap > 1) {
+		/*
+		 * Back from a pause: what was allowed then says nothing
+		 * about now. Reads meanwhile: start again from one batch;
+		 * none: idle all along.
+		 */
+		if (samples)
+			wb->window = min_t(u32, wb->window, 1);
+		else
+			wb->idle_ticks += gap - 1;
+	}
 	if (!p99 && samples) {
 		/* Reads, but too few to tell yet: change nothing. */
 		wb->next_tick = jiffies + msecs_to_jiffies(IC_WB_TICK_MS);

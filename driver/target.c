@@ -3310,6 +3310,13 @@ static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 	memcpy(ic->tun, ic->tun_table, sizeof(ic->tun));
 	ic_set_dirty_limit(ic);
 	ti->num_flush_bios = 1;
+	/*
+	 * Say "write back" even over devices without a volatile cache: in
+	 * writeback mode (or after a mode message) an acknowledged write is
+	 * only durable once a commit describes it, so PREFLUSH and FUA must
+	 * reach the target, not be stripped by the block layer.
+	 */
+	ti->flush_supported = true;
 	if (bdev_max_discard_sectors(ic->origin_dev->bdev)) {
 		ic->discard_passdown = true;
 		ti->num_discard_bios = 1;

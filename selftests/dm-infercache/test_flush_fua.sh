@@ -8,6 +8,11 @@
 # REQ_PREFLUSH); then the origin leg is switched to drop every write, so
 # nothing the target does at removal can help, the target is removed and
 # the origin powered off and on: all of that data must still be there.
+# Then over legs with no volatile cache at all, in writeback mode: the
+# target must still advertise a write-back cache with FUA (a write to the
+# cache alone is durable only after a commit describes it, and the block
+# layer strips flushes and FUA from a queue without a write cache), and
+# every fsync must reach it and commit.
 . "$(dirname "$0")/lib.sh"
 ic_init
 ic_require fio
@@ -60,4 +65,28 @@ power_cycle
 # shellcheck disable=SC2046
 ic_fio syncv "${IC_FIO_IO[@]}" $(job 2 4 "$O" --fsync=1 --verify_only) $(job 1 0 "$O" --sync=1 --verify_only) ||
 	ic_fail "FUA or flushed writes through the target were lost at origin power off"
+
+ic_origin "${IC_ID}p" 16 0 512		# no cache_size: no volatile cache
+ic_cache "${IC_ID}q" 16
+W=${IC_ID}w
+for d in "${IC_ID}p" "${IC_ID}q"; do
+	[[ $(cat "/sys/block/$d/queue/write_cache") == "write through" ]] ||
+		ic_skip "null_blk $d has a write cache: cannot check the target's own"
+done
+ic_create_ok "$W" "/dev/${IC_ID}q" "/dev/${IC_ID}p" mode writeback commit_interval 0
+q=/sys/block/$(ic_dev_of "/dev/mapper/$W")/queue
+[[ $(cat "$q/write_cache") == "write back" ]] ||
+	ic_fail "writeback target over legs without a write cache says '$(cat "$q/write_cache")': flushes would never reach it"
+[[ $(cat "$q/fua") == 1 ]] || ic_fail "writeback target does not advertise FUA"
+dmsetup message "$W" 0 writeback_pause || ic_fail "writeback_pause failed"	# commits by fsyncs alone
+ic_snap "$W"
+c0=${IC_ST[commits]}
+m=64
+# shellcheck disable=SC2046
+ic_fio wbsync "${IC_FIO_IO[@]}" $(ic_gen 3 "/dev/mapper/$W" --ioengine=psync --bs=4k --size=$((m * 4))k --fsync=1 --do_verify=0) ||
+	ic_fail "fsync writes in writeback mode failed"
+ic_show "$W"
+ic_log "commits for $m fsyncs in writeback mode (no periodic commits): $((IC_ST[commits] - c0))"
+ic_want dirty -ge 1
+ic_expect "commits made by fsyncs" $((IC_ST[commits] - c0)) -ge $((m / 2))
 exit 0

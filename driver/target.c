@@ -210,7 +210,7 @@ struct ic_lat {
 struct ic_wb {
 	spinlock_t lock;		/* ring, ios */
 	u32 *ring;
-	u32 *stamps;			/* per chunk: jiffies of its first entry */
+	unsigned long *stamps;		/* per chunk: jiffies of its oldest entry */
 	u64 cap;			/* entries; a multiple of IC_WB_CHUNK */
 	u64 map_cap;			/* what writes may fill; the rest is */
 					/* for the engine's re-queueing */
@@ -519,7 +519,12 @@ static bool ic_wb_push_locked(struct ic_wb *wb, u64 slot, u64 limit)
 	if (wb->tail - wb->head >= limit)
 		return false;
 	i = wb->tail % wb->cap;
-	if (!(i % IC_WB_CHUNK))
+	/*
+	 * A chunk's stamp is its first entry's dirty time, the oldest of
+	 * its entries. An empty queue starts anew: the chunk's earlier
+	 * entries are gone and its stamp would make the new ones look due.
+	 */
+	if (!(i % IC_WB_CHUNK) || wb->head == wb->tail)
 		wb->stamps[i / IC_WB_CHUNK] = jiffies;
 	wb->ring[i] = slot;
 	wb->tail++;
@@ -2129,7 +2134,8 @@ static int ic_wb_alloc(struct infercache *ic)
 	u64 map_cap = ic->geo.nr_slots;
 	u64 cap = round_up(map_cap + IC_WB_MAX_INFLIGHT * IC_WB_MAX_BLOCKS,
 			   IC_WB_CHUNK) + IC_WB_CHUNK;
-	u32 *ring, *stamps;
+	unsigned long *stamps;
+	u32 *ring;
 	int r;
 
 	if (wb->ring)

@@ -11,7 +11,11 @@
 # anything failed.
 #
 # Usage: tools/check.sh [--full]
+# Time limits: the VM suite 1800 s (--full 7200 s), each suite test 600 s
+# (--full 1800 s), each reboot test 1200 s (--full 10800 s), each boot of
+# a reboot test 300 s. CI (.ci/run) runs the first tier.
 # Environment: IC_SUITE_TIMEOUT=<s> overrides the VM suite time limit;
+# IC_TEST_TIMEOUT=<s> the limit of each suite test;
 # IC_SUITE_DIR=<dir> runs another kselftest collection (rig self-tests);
 # IC_REBOOT=0|1 leaves out / runs the reboot tests (default 1, but 0 when
 # IC_SUITE_DIR is set).
@@ -25,7 +29,7 @@ full=0
 case "${1:-}" in
 --full) full=1 ;;
 '') ;;
--h|--help) sed -n '3,17p' "$0"; exit 0 ;;
+-h|--help) sed -n '3,21p' "$0"; exit 0 ;;
 *) echo "usage: tools/check.sh [--full]" >&2; exit 2 ;;
 esac
 
@@ -121,6 +125,7 @@ if ((built)); then
 	args=(--suite --out "$logdir/vm")
 	((full)) && args+=(--full)
 	[[ -n "${IC_SUITE_TIMEOUT:-}" ]] && args+=(--timeout "$IC_SUITE_TIMEOUT")
+	[[ -n "${IC_TEST_TIMEOUT:-}" ]] && args+=(--test-timeout "$IC_TEST_TIMEOUT")
 	[[ -n "${IC_SUITE_DIR:-}" ]] && args+=(--suite-dir "$IC_SUITE_DIR")
 	st=0
 	"$IC_REPO/tools/vm/vm-run" "${args[@]}" </dev/null || st=$?

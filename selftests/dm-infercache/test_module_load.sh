@@ -12,6 +12,7 @@ loaded() { [[ -d /sys/module/$IC_MODNAME ]]; }
 
 [[ -f "$IC_KO" ]] || ic_fail "module not built: $IC_KO"
 modprobe dm-mod 2>/dev/null
+modprobe libcrc32c 2>/dev/null	# insmod does not load what the module needs
 if loaded; then
 	rmmod "$IC_MODNAME" || ic_fail "rmmod refused with no table (leftover devices? $(dmsetup ls))"
 fi

@@ -2283,6 +2283,11 @@ static int ic_set_mode(struct infercache *ic, enum ic_mode mode)
 		if (!ic->activated) {
 			DMERR("mode: the target has not been resumed yet");
 			r = -EINVAL;
+		} else if (ic_degraded(ic)) {
+			/* No block can become dirty on a failed cache. */
+			DMERR("%s: mode writeback: the cache device has failed",
+			      ic->cache_dev->name);
+			r = -EIO;
 		}
 		if (!r) {
 			/* The device may be suspended: no reclaim I/O to it. */

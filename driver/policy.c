@@ -66,7 +66,13 @@ static void ic_sketch_age(struct ic_set *s)
 	s->sample /= 2;
 }
 
-/* Count one access to @oblock; return its new estimate. */
+/*
+ * Count one access to @oblock; return its new estimate. Only an access that
+ * raised a counter advances the aging clock: one whose counters are all
+ * saturated tells the sketch nothing new, and a set holding a very hot
+ * block would otherwise age, and forget its other blocks, at that block's
+ * pace.
+ */
 static unsigned int ic_sketch_inc(struct ic_set *s, u64 oblock)
 {
 	unsigned int slot[IC_SKETCH_HASHES];
@@ -74,16 +80,16 @@ static unsigned int ic_sketch_inc(struct ic_set *s, u64 oblock)
 
 	ic_sketch_slots(oblock, slot);
 	min = ic_sketch_min(s->sketch, slot);
-	if (min < IC_FREQ_MAX) {
-		/* Conservative update: raise only the counters at the minimum. */
-		for (i = 0; i < IC_SKETCH_HASHES; i++)
-			if (ic_sketch_get(s->sketch, slot[i]) == min)
-				ic_sketch_set(s->sketch, slot[i], min + 1);
-		min++;
-	}
+	if (min >= IC_FREQ_MAX)
+		return IC_FREQ_MAX;
+
+	/* Conservative update: raise only the counters at the minimum. */
+	for (i = 0; i < IC_SKETCH_HASHES; i++)
+		if (ic_sketch_get(s->sketch, slot[i]) == min)
+			ic_sketch_set(s->sketch, slot[i], min + 1);
 	if (++s->sample >= IC_SKETCH_SAMPLE)
 		ic_sketch_age(s);
-	return min;
+	return min + 1;
 }
 
 unsigned int ic_policy_estimate(const struct ic_index *idx, u64 set,

@@ -5,7 +5,8 @@
  * Frequency: each set keeps a count-min sketch of the blocks that map to it
  * (4-bit counters, conservative update), fed by every lookup, hits and
  * misses alike, and halved every IC_SKETCH_SAMPLE increments so that old
- * popularity fades (TinyLFU). Because a block and any block it could evict
+ * popularity fades (TinyLFU); a lookup whose counters are all saturated
+ * increments nothing and does not advance that clock. Because a block and any block it could evict
  * live in the same set, a per-set sketch answers every question admission
  * asks, under the set lock the caller already holds: no global structure,
  * no shared cache line.

@@ -64,6 +64,34 @@ TEST(sketch_counts_ages_and_saturates)
 	ic_index_exit(&idx);
 }
 
+TEST(saturated_counts_do_not_age_the_sketch)
+{
+	unsigned int i, min = IC_FREQ_MAX;
+	struct ic_index idx;
+
+	ASSERT_EQ(0, ic_index_init(&idx, 1));
+	touch(&idx, 0, 42, IC_FREQ_MAX);
+	touch(&idx, 0, 43, 4);
+	/*
+	 * Lookups of a block already at the top teach the sketch nothing: the
+	 * set's other counts must not fade at the hot block's pace.
+	 */
+	for (i = 0; i < 10 * IC_SKETCH_SAMPLE; i++) {
+		unsigned int freq = ic_policy_miss(&idx, 0, 42);
+
+		if (freq < min)
+			min = freq;
+	}
+	EXPECT_EQ(IC_FREQ_MAX, min);
+	EXPECT_EQ(4, ic_policy_estimate(&idx, 0, 43));
+	/* Counting anything new still moves the clock. */
+	for (i = 0; i < IC_SKETCH_SAMPLE; i++)
+		ic_policy_miss(&idx, 0, 1000 + i);
+	EXPECT_LE(ic_policy_estimate(&idx, 0, 43), 2);
+	EXPECT_LE(ic_policy_estimate(&idx, 0, 42), IC_FREQ_MAX / 2);
+	ic_index_exit(&idx);
+}
+
 /* Fill a one-set index with blocks 0..15, block b seen @freq[b] times. */
 static void fill_set(struct ic_index *idx, const unsigned int *freq)
 {

@@ -6,10 +6,10 @@
  * (4-bit counters, conservative update), fed by every lookup, hits and
  * misses alike, and halved every IC_SKETCH_SAMPLE increments so that old
  * popularity fades (TinyLFU); a lookup whose counters are all saturated
- * increments nothing and does not advance that clock. Because a block and any block it could evict
- * live in the same set, a per-set sketch answers every question admission
- * asks, under the set lock the caller already holds: no global structure,
- * no shared cache line.
+ * increments nothing and does not advance that clock. Because a block and
+ * any block it could evict live in the same set, a per-set sketch answers
+ * every question admission asks, under the set lock the caller already
+ * holds: no global structure, no shared cache line.
  *
  * Admission: a missed block takes a free way if there is one; otherwise it
  * must be estimated more frequent than the victim, the least frequent idle

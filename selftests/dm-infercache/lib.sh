@@ -340,6 +340,58 @@ ic_expect() { # ic_expect WHAT GOT OP WANT: fail unless [ GOT OP WANT ]
 	test "$2" "$3" "$4" 2>/dev/null || ic_fail "$1: got $2, expected $3 $4"
 }
 
+# ---------------------------------------------------------- bad table lines
+
+# ic_bad_table NAME SECTORS REGEX TABLE-ARGS: "dmsetup create NAME" with
+# the table "0 SECTORS infercache TABLE-ARGS" must be refused and leave no
+# device (NAME is the caller's to ic_track). Status 1, logged, if not. The
+# kernel message is checked later by ic_bad_tables_check, for every case in
+# one read of the kernel log (each command costs a fraction of a second
+# under TCG): the first "infercache: " line after the case must match the
+# extended regex REGEX.
+IC_BAD_CASES=()			# "REGEX<tab>TABLE-ARGS" of each case
+IC_BAD_DONE=0			# cases ic_bad_tables_check has seen
+IC_BAD_MISSES=0			# cases its last call found wrong
+ic_bad_table() {
+	local k=${#IC_BAD_CASES[@]}
+	IC_BAD_CASES+=("$3"$'\t'"$4")
+	echo "ic-selftest: $IC_TEST pid $$ case $k" >/dev/kmsg
+	if dmsetup create "$1" --table "0 $2 infercache $4" >/dev/null 2>&1; then
+		ic_log "accepted: '$4' (wanted: /$3/)"
+		dmsetup remove "$1"
+		return 1
+	elif [[ -e /dev/mapper/$1 ]]; then
+		ic_log "device left behind by '$4'"
+		dmsetup remove "$1"
+		return 1
+	fi
+	return 0
+}
+
+# ic_bad_tables_check: check the kernel message of each ic_bad_table case
+# since the last call; IC_BAD_MISSES counts those that do not match (each
+# logged). Status 1 if any.
+ic_bad_tables_check() {
+	local -A got
+	local k msg want args n=$((${#IC_BAD_CASES[@]} - IC_BAD_DONE))
+	while IFS=$'\t' read -r k msg; do
+		got[$k]=$msg
+	done < <(dmesg | awk -v p="ic-selftest: $IC_TEST pid $$ case " '
+		(i = index($0, p)) { k = substr($0, i + length(p)) + 0; w = 1; next }
+		w && (j = index($0, "infercache: ")) { print k "\t" substr($0, j); w = 0 }')
+	IC_BAD_MISSES=0
+	for ((k = IC_BAD_DONE; k < ${#IC_BAD_CASES[@]}; k++)); do
+		want=${IC_BAD_CASES[$k]%%$'\t'*} args=${IC_BAD_CASES[$k]#*$'\t'}
+		if ! [[ "${got[$k]:-}" =~ $want ]]; then
+			ic_log "'$args': got '${got[$k]:-no message}', wanted /$want/"
+			IC_BAD_MISSES=$((IC_BAD_MISSES + 1))
+		fi
+	done
+	IC_BAD_DONE=${#IC_BAD_CASES[@]}
+	ic_log "$n bad table lines tried"
+	((IC_BAD_MISSES == 0))
+}
+
 # ---------------------------------------------------------------------- fio
 
 # ic_fio LOG ARGS...: run fio; fail the test on a non-zero status or any

@@ -172,39 +172,9 @@ status_nc() { dmsetup status "$IC_ID" | awk '{ $23 = "-"; print }'; }
 
 # ------------------------------------------------------- 1. table values
 section "table values"
-cases=()
 fails=0
-bad() { # bad "WANTED MESSAGE (regex)" TABLE-ARGS: must be refused
-	local k=${#cases[@]}
-	cases+=("$1"$'\t'"$2")
-	echo "ic-selftest: $IC_TEST pid $$ case $k" >/dev/kmsg
-	if dmsetup create "$IC_ID" --table "0 $SZ infercache $2" >/dev/null 2>&1; then
-		ic_log "accepted: '$2' (wanted: $1)"
-		fails=$((fails + 1))
-		dmsetup remove "$IC_ID"
-	elif [[ -e /dev/mapper/$IC_ID ]]; then
-		ic_log "device left behind by '$2'"
-		fails=$((fails + 1))
-		dmsetup remove "$IC_ID"
-	fi
-}
-check_messages() { # one read of the kernel log for every case of bad()
-	local -A got
-	local k want args msg
-	while IFS=$'\t' read -r k msg; do
-		got[$k]=$msg
-	done < <(dmesg | awk -v p="ic-selftest: $IC_TEST pid $$ case " '
-		(i = index($0, p)) { k = substr($0, i + length(p)) + 0; w = 1; next }
-		w && (j = index($0, "infercache: ")) { print k "\t" substr($0, j); w = 0 }')
-	for k in "${!cases[@]}"; do
-		want=${cases[$k]%%$'\t'*} args=${cases[$k]#*$'\t'}
-		if ! [[ "${got[$k]:-}" =~ $want ]]; then
-			ic_log "'$args': got '${got[$k]:-no message}', wanted /$want/"
-			fails=$((fails + 1))
-		fi
-	done
-	ic_log "${#cases[@]} bad table lines tried"
-}
+# bad "WANTED MESSAGE (regex)" TABLE-ARGS: must be refused (lib.sh)
+bad() { ic_bad_table "$IC_ID" "$SZ" "$1" "$2" || fails=$((fails + 1)); }
 
 ic_track "$IC_ID"
 WB="$C $O 4 mode writeback"
@@ -231,7 +201,7 @@ bad "$MISSING" "$C $O 1 max_dirty_age"
 bad "$MISSING" "$C $O 3 mode writeback dirty_high"
 bad "$TWICE" "$C $O 6 mode writeback dirty_high 5 dirty_high 6"
 bad "Unknown optional argument" "$C $O 4 mode writeback dirty_low 5"
-check_messages
+ic_bad_tables_check || fails=$((fails + IC_BAD_MISSES))
 ic_exists "$IC_ID" && ic_fail "a refused table left $IC_ID behind"
 
 good() { # good TARGET_US|- OPTION-WORDS...: taken; the table shows the words

@@ -542,6 +542,13 @@ static void ic_image_endio(unsigned long error, void *context)
 	if (error) {
 		/* What was left out may still be on disk: keep it marked. */
 		WRITE_ONCE(b->error, -EIO);
+		/*
+		 * And what was put in is not: the next commit must write
+		 * these sets again (and fail again), not find nothing to do
+		 * and call dirty blocks described.
+		 */
+		for (i = 0; i < m->mb_sectors && set0 + i < m->idx->nr_sets; i++)
+			ic_meta_set_dirty(m, set0 + i);
 	} else {
 		for (i = 0; i < m->mb_sectors; i++) {
 			struct ic_set *s;

@@ -1568,7 +1568,7 @@ static int ic_commit(struct infercache *ic)
 		 */
 		if (!atomic64_read(&ic->nr_dirty))
 			return blkdev_issue_flush(ic->origin_dev->bdev);
-		if (!test_bit(IC_ERRORS_RECORDED, &ic->flags))
+		if (!ic_record_errors(ic))
 			return -EIO;
 		r = ic_meta_commit(&ic->meta, &cache_error);
 		return r ?: cache_error ? -EIO : 0;
@@ -1591,6 +1591,7 @@ static void ic_commit_work(struct work_struct *work)
 					     struct infercache, commit_work);
 	struct bio_list flushes;
 	struct bio *bio;
+	bool degraded;
 	int r = 0;
 
 	spin_lock_irq(&ic->defer_lock);
@@ -1598,10 +1599,14 @@ static void ic_commit_work(struct work_struct *work)
 	bio_list_init(&ic->flushes);
 	spin_unlock_irq(&ic->defer_lock);
 
-	if (!bio_list_empty(&flushes) || atomic_read(&ic->meta.nr_dirty))
-		r = ic_commit(ic);
-	else if (ic_degraded(ic) && ic->activated)
+	degraded = ic_degraded(ic) && ic->activated;
+	if (degraded)
 		ic_record_errors(ic);	/* retried until it works */
+	/* Degraded, only dirty blocks still need describing. */
+	if (!bio_list_empty(&flushes) ||
+	    (atomic_read(&ic->meta.nr_dirty) &&
+	     (!degraded || atomic64_read(&ic->nr_dirty))))
+		r = ic_commit(ic);
 	while ((bio = bio_list_pop(&flushes))) {
 		bio->bi_status = errno_to_blk_status(r);
 		bio_endio(bio);

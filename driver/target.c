@@ -277,7 +277,7 @@ struct infercache {
 	spinlock_t defer_lock;		/* protects deferred and flushes */
 	struct bio_list deferred;	/* writes and discards to sync first */
 	struct bio_list flushes;	/* empty flushes waiting for a commit */
-	struct bio_list fua_wait;	/* FUA writes waiting for an install */
+	struct bio_list alloc_wait;	/* writes waiting for an install */
 	struct work_struct defer_work;
 
 	struct workqueue_struct *wq;
@@ -2390,45 +2390,51 @@ static int ic_retry_on_origin(struct infercache *ic, struct bio *bio,
 }
 
 /*
- * A write that took its way is over: FUA writes that overlapped one go to
- * the commit worker once their way is installed, and fail if it was
- * dropped (their data went with it).
+ * A write that took its way is over: writes that overlapped one end once
+ * their way is installed (FUA ones through the commit worker), and fail if
+ * it was dropped (their data went with it).
  */
-static void ic_fua_release(struct infercache *ic)
+static void ic_alloc_release(struct infercache *ic)
 {
-	struct bio_list keep, ready, failed;
+	struct bio_list keep, ready, done, failed;
 	unsigned long flags;
 	struct bio *bio;
 
 	bio_list_init(&keep);
 	bio_list_init(&ready);
+	bio_list_init(&done);
 	bio_list_init(&failed);
 	spin_lock_irqsave(&ic->defer_lock, flags);
-	while ((bio = bio_list_pop(&ic->fua_wait))) {
+	while ((bio = bio_list_pop(&ic->alloc_wait))) {
 		struct ic_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
 		u64 word = READ_ONCE(ic->index.ways[ic_index_slot(pb->set,
 								   pb->way)]);
 
 		if ((word & IC_WAY_FILLING) && (word & IC_WAY_DIRTY))
 			bio_list_add(&keep, bio);
-		else if ((word & IC_WAY_VALID) && (word & IC_WAY_DIRTY))
+		else if (!(word & IC_WAY_VALID) || !(word & IC_WAY_DIRTY))
+			bio_list_add(&failed, bio);
+		else if (bio->bi_opf & REQ_FUA)
 			bio_list_add(&ready, bio);
 		else
-			bio_list_add(&failed, bio);
+			bio_list_add(&done, bio);
 	}
-	ic->fua_wait = keep;
+	ic->alloc_wait = keep;
 	bio_list_merge(&ic->flushes, &ready);
 	spin_unlock_irqrestore(&ic->defer_lock, flags);
 	if (!bio_list_empty(&ready))
 		mod_delayed_work(ic->wq, &ic->commit_work, 0);
+	while ((bio = bio_list_pop(&done)))
+		bio_endio(bio);
 	while ((bio = bio_list_pop(&failed)))
 		bio_io_error(bio);
 }
 
 /*
  * A write to a slot alone is done. A whole-block write that took its way
- * installs the block. Returns true when the bio waits for a commit (FUA:
- * the entry must be on disk too before it is acknowledged).
+ * installs the block. Returns true when the bio waits: for a commit (FUA:
+ * the entry must be on disk too before it is acknowledged), or for the
+ * write that takes its way.
  */
 static bool ic_dirty_write_done(struct infercache *ic, struct bio *bio,
 				struct ic_bio *pb, blk_status_t *error)
@@ -2462,15 +2468,17 @@ static bool ic_dirty_write_done(struct infercache *ic, struct bio *bio,
 	} else if (!(word & IC_WAY_DIRTY)) {
 		/* Forgotten meanwhile: by a discard, or a failed cache. */
 		lost = ic_degraded(ic);
-	} else if ((word & IC_WAY_FILLING) && fua && !*error) {
+	} else if ((word & IC_WAY_FILLING) && !*error) {
 		/*
 		 * Overlapping the write that takes the way: no commit can
-		 * describe the block before that one lands. Queued under the
-		 * set lock, so that its ic_fua_release() sees this bio.
+		 * describe the block before that one lands, and if it fails
+		 * this data goes with the slot. So this write ends with it.
+		 * Queued under the set lock, so that its ic_alloc_release()
+		 * sees this bio.
 		 */
 		pb->kind = IC_BIO_PASS;
 		spin_lock(&ic->defer_lock);
-		bio_list_add(&ic->fua_wait, bio);
+		bio_list_add(&ic->alloc_wait, bio);
 		spin_unlock(&ic->defer_lock);
 		wait = true;
 	}
@@ -2480,7 +2488,7 @@ static bool ic_dirty_write_done(struct infercache *ic, struct bio *bio,
 	if (installed)
 		atomic64_inc(&ic->cached);
 	if (pb->alloc)
-		ic_fua_release(ic);
+		ic_alloc_release(ic);
 	if (wait)
 		return true;
 	if (!*error && lost)
@@ -3290,7 +3298,7 @@ static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 	spin_lock_init(&ic->defer_lock);
 	bio_list_init(&ic->deferred);
 	bio_list_init(&ic->flushes);
-	bio_list_init(&ic->fua_wait);
+	bio_list_init(&ic->alloc_wait);
 	INIT_WORK(&ic->defer_work, ic_defer_work);
 	INIT_DELAYED_WORK(&ic->commit_work, ic_commit_work);
 	spin_lock_init(&ic->streams_lock);

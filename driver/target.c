@@ -202,10 +202,12 @@ struct ic_lat {
 /*
  * Writeback state. The queue is a ring of slot numbers in the order blocks
  * became dirty, so its head always has the earliest deadline; a time stamp
- * per IC_WB_CHUNK entries (of the chunk's first) dates the head, early
- * rather than late. Entries go stale when their block is written back
- * early (coalesced) or forgotten; the engine skips them. Allocated only
- * for a target that may hold dirty blocks (ring != NULL).
+ * per IC_WB_CHUNK entries (the oldest of the chunk's) dates the head, early
+ * rather than late. Blocks the engine queues again keep their old stamp,
+ * and the oldest of those still queued is watched apart (requeued_stamp).
+ * Entries go stale when their block is written back early (coalesced) or
+ * forgotten; the engine skips them. Allocated only for a target that may
+ * hold dirty blocks (ring != NULL).
  */
 struct ic_wb {
 	spinlock_t lock;		/* ring, ios */
@@ -215,6 +217,8 @@ struct ic_wb {
 	u64 map_cap;			/* what writes may fill; the rest is */
 					/* for the engine's re-queueing */
 	u64 head, tail;			/* positions, only ever growing */
+	u64 requeued_end;		/* re-queued entries lie before this */
+	unsigned long requeued_stamp;	/* the oldest stamp among them */
 	struct list_head ios;		/* batches in flight */
 	atomic_t nr_ios;
 	atomic_t flushing;		/* flush messages waiting */
@@ -345,6 +349,7 @@ struct ic_wb_io {
 	unsigned int nr;		/* blocks */
 	unsigned int nr_pages;
 	bool urgent;			/* deadline, watermark or flush */
+	unsigned long stamp;		/* of the queue entry it was taken for */
 	bool gathering;			/* blocks not known yet: overlaps all */
 	atomic_t pending;		/* reads from the cache in flight */
 	blk_status_t read_status;
@@ -512,7 +517,8 @@ static u32 ic_wb_target(struct infercache *ic)
 }
 
 /* Append @slot to the queue, unless that would pass @limit entries. */
-static bool ic_wb_push_locked(struct ic_wb *wb, u64 slot, u64 limit)
+static bool ic_wb_push_locked(struct ic_wb *wb, u64 slot, u64 limit,
+			      unsigned long stamp)
 {
 	u64 i;
 
@@ -520,29 +526,39 @@ static bool ic_wb_push_locked(struct ic_wb *wb, u64 slot, u64 limit)
 		return false;
 	i = wb->tail % wb->cap;
 	/*
-	 * A chunk's stamp is its first entry's dirty time, the oldest of
-	 * its entries. An empty queue starts anew: the chunk's earlier
-	 * entries are gone and its stamp would make the new ones look due.
+	 * A chunk's stamp is the oldest dirty time of its entries. An empty
+	 * queue starts anew: the chunk's earlier entries are gone and its
+	 * stamp would make the new ones look due.
 	 */
-	if (!(i % IC_WB_CHUNK) || wb->head == wb->tail)
-		wb->stamps[i / IC_WB_CHUNK] = jiffies;
+	if (!(i % IC_WB_CHUNK) || wb->head == wb->tail ||
+	    time_before(stamp, wb->stamps[i / IC_WB_CHUNK]))
+		wb->stamps[i / IC_WB_CHUNK] = stamp;
 	wb->ring[i] = slot;
 	wb->tail++;
 	return true;
 }
 
-/* The engine's own re-queueing: uses the slack writes may not fill. */
-static void ic_wb_requeue(struct infercache *ic, u64 slot)
+/*
+ * The engine's own re-queueing, of a block dirty since @stamp (or earlier):
+ * uses the slack writes may not fill. The entry goes to the tail, behind
+ * younger ones, so its deadline is watched apart until the head passes it.
+ */
+static void ic_wb_requeue(struct infercache *ic, u64 slot,
+			  unsigned long stamp)
 {
 	struct ic_wb *wb = &ic->wb;
 	unsigned long flags;
-	bool ok;
 
 	spin_lock_irqsave(&wb->lock, flags);
-	ok = ic_wb_push_locked(wb, slot, wb->cap - IC_WB_CHUNK);
-	/* Stale entries filled it: the engine will look for the block. */
-	if (!ok)
+	if (ic_wb_push_locked(wb, slot, wb->cap - IC_WB_CHUNK, stamp)) {
+		if (wb->head >= wb->requeued_end ||
+		    time_before(stamp, wb->requeued_stamp))
+			wb->requeued_stamp = stamp;
+		wb->requeued_end = wb->tail;
+	} else {
+		/* Stale entries filled it: the engine will look for it. */
 		wb->rescan = true;
+	}
 	spin_unlock_irqrestore(&wb->lock, flags);
 }
 
@@ -557,7 +573,7 @@ static bool ic_dirty_get(struct infercache *ic, u64 slot)
 
 	if (atomic64_inc_return(&ic->nr_dirty) <= READ_ONCE(ic->dirty_limit)) {
 		spin_lock(&wb->lock);
-		ok = ic_wb_push_locked(wb, slot, wb->map_cap);
+		ok = ic_wb_push_locked(wb, slot, wb->map_cap, jiffies);
 		spin_unlock(&wb->lock);
 		if (ok)
 			return true;
@@ -585,13 +601,13 @@ static void ic_wb_kick_now(struct infercache *ic)
  * the ring full of stale entries (a block queued twice is harmless: the
  * second entry is skipped once it is clean).
  */
-static void ic_wb_rescan(struct infercache *ic)
+static void ic_wb_rescan(struct infercache *ic, unsigned long stamp)
 {
 	u64 slot;
 
 	for (slot = 0; slot < ic->geo.nr_slots; slot++) {
 		if (READ_ONCE(ic->index.ways[slot]) & IC_WAY_DIRTY)
-			ic_wb_requeue(ic, slot);
+			ic_wb_requeue(ic, slot, stamp);
 		if (!(slot % 65536))
 			cond_resched();
 	}
@@ -1634,7 +1650,9 @@ static bool ic_wb_urgent(struct infercache *ic)
 	if (wb->head != wb->tail)
 		due = time_after_eq(jiffies,
 				    wb->stamps[(wb->head % wb->cap) /
-					       IC_WB_CHUNK] + age);
+					       IC_WB_CHUNK] + age) ||
+		      (wb->head < wb->requeued_end &&
+		       time_after_eq(jiffies, wb->requeued_stamp + age));
 	spin_unlock_irq(&wb->lock);
 	return due;
 }
@@ -1804,6 +1822,7 @@ static bool ic_wb_gather(struct infercache *ic, struct ic_wb_io *io)
 	struct ic_wb *wb = &ic->wb;
 	u32 back[IC_WB_MAX_BLOCKS], slot = 0;
 	unsigned int looked, nb = 0, i;
+	unsigned long stamp = 0;
 	u64 oblock = 0;
 	bool found = false;
 
@@ -1814,6 +1833,10 @@ static bool ic_wb_gather(struct infercache *ic, struct ic_wb_io *io)
 			break;
 		}
 		slot = wb->ring[wb->head % wb->cap];
+		stamp = wb->stamps[(wb->head % wb->cap) / IC_WB_CHUNK];
+		if (wb->head < wb->requeued_end &&
+		    time_before(wb->requeued_stamp, stamp))
+			stamp = wb->requeued_stamp;
 		wb->head++;
 		spin_unlock_irq(&wb->lock);
 
@@ -1822,7 +1845,7 @@ static bool ic_wb_gather(struct infercache *ic, struct ic_wb_io *io)
 			found = true;
 			break;
 		case IC_WB_BUSY:
-			ic_wb_requeue(ic, slot);
+			ic_wb_requeue(ic, slot, stamp);
 			break;
 		case IC_WB_STALE:
 			break;
@@ -1831,6 +1854,7 @@ static bool ic_wb_gather(struct infercache *ic, struct ic_wb_io *io)
 	if (!found)
 		return false;
 
+	io->stamp = stamp;
 	while (nb + 1 < max && oblock > nb &&
 	       ic_wb_take_block(ic, oblock - nb - 1, &back[nb]))
 		nb++;
@@ -1902,7 +1926,7 @@ static void ic_wb_release(struct ic_wb_io *io, blk_status_t status)
 			cleaned++;
 		}
 		if (again)
-			ic_wb_requeue(ic, slot);
+			ic_wb_requeue(ic, slot, io->stamp);
 	}
 	atomic64_add(cleaned, &wb->written_back);
 	for (i = 0; i < io->nr_pages; i++)
@@ -2052,8 +2076,10 @@ static void ic_wb_check_lost(struct infercache *ic)
 		wb->suspect = false;
 	}
 	spin_unlock_irq(&wb->lock);
+	/* When they became dirty is lost too: they may be due. */
 	if (lost)
-		ic_wb_rescan(ic);
+		ic_wb_rescan(ic, jiffies -
+			     msecs_to_jiffies(ic_tun(ic, IC_OPT_MAX_DIRTY_AGE)));
 }
 
 /*
@@ -2164,6 +2190,7 @@ static int ic_wb_alloc(struct infercache *ic)
 	wb->map_cap = map_cap;
 	wb->head = 0;
 	wb->tail = 0;
+	wb->requeued_end = 0;
 	wb->window = 1;
 	wb->next_tick = jiffies;
 	/* Publish: ic_wb_capable() sees a ready queue. */
@@ -2207,7 +2234,8 @@ static int ic_wb_load(struct infercache *ic)
 	r = ic_wb_alloc(ic);
 	if (r)
 		return r;
-	ic_wb_rescan(ic);
+	/* Their deadlines count from the load. */
+	ic_wb_rescan(ic, jiffies);
 	atomic64_set(&ic->nr_dirty, dirty);
 	return 0;
 }

@@ -105,8 +105,9 @@
 
 /* Writeback. */
 #define IC_WB_MAX_BYTES		SZ_256K		/* one coalesced batch at most */
-#define IC_WB_MAX_PAGES		(IC_WB_MAX_BYTES / PAGE_SIZE)
 #define IC_WB_MAX_BLOCKS	(IC_WB_MAX_BYTES / (IC_MIN_BLOCK_SECTORS << SECTOR_SHIFT))
+/* A block takes whole pages (one, if pages are larger): never more. */
+#define IC_WB_MAX_PAGES		IC_WB_MAX_BLOCKS
 #define IC_WB_MAX_INFLIGHT	256
 #define IC_WB_TICK_MS		100		/* controller window */
 #define IC_WB_MIN_SAMPLES	50		/* reads for a p99 to count */
@@ -1965,6 +1966,17 @@ static void ic_wb_write_endio(struct bio *bio)
 	ic_wb_io_done(io, status);
 }
 
+/* Pages of a block in a batch, and the bytes used of each. */
+static unsigned int ic_wb_pages_per_block(struct infercache *ic)
+{
+	return DIV_ROUND_UP(ic->block_size, PAGE_SIZE);
+}
+
+static unsigned int ic_wb_page_len(struct infercache *ic)
+{
+	return min_t(unsigned int, ic->block_size, PAGE_SIZE);
+}
+
 static unsigned short ic_wb_prio(struct ic_wb_io *io)
 {
 	/* Behind foreground I/O, unless a deadline or the watermark says. */
@@ -1991,7 +2003,7 @@ static void ic_wb_write_work(struct work_struct *work)
 	bio->bi_private = io;
 	bio->bi_end_io = ic_wb_write_endio;
 	for (i = 0; i < io->nr_pages; i++)
-		__bio_add_page(bio, io->pages[i], PAGE_SIZE, 0);
+		__bio_add_page(bio, io->pages[i], ic_wb_page_len(ic), 0);
 	submit_bio_noacct(bio);
 }
 
@@ -2009,7 +2021,7 @@ static void ic_wb_read_endio(struct bio *bio)
 /* Read every block of the batch from its slot. */
 static void ic_wb_submit(struct infercache *ic, struct ic_wb_io *io)
 {
-	unsigned int ppb = (ic_block_sectors(ic) << SECTOR_SHIFT) / PAGE_SIZE;
+	unsigned int ppb = ic_wb_pages_per_block(ic);
 	struct ic_wb *wb = &ic->wb;
 	unsigned int i, p;
 
@@ -2032,15 +2044,15 @@ static void ic_wb_submit(struct infercache *ic, struct ic_wb_io *io)
 		bio->bi_private = io;
 		bio->bi_end_io = ic_wb_read_endio;
 		for (p = 0; p < ppb; p++)
-			__bio_add_page(bio, io->pages[i * ppb + p], PAGE_SIZE, 0);
+			__bio_add_page(bio, io->pages[i * ppb + p],
+				       ic_wb_page_len(ic), 0);
 		submit_bio_noacct(bio);
 	}
 }
 
 static int ic_wb_alloc_pages(struct infercache *ic, struct ic_wb_io *io)
 {
-	unsigned int n = io->nr * ((ic_block_sectors(ic) << SECTOR_SHIFT) /
-				   PAGE_SIZE);
+	unsigned int n = io->nr * ic_wb_pages_per_block(ic);
 
 	for (io->nr_pages = 0; io->nr_pages < n; io->nr_pages++) {
 		io->pages[io->nr_pages] = alloc_page(GFP_NOIO | __GFP_NOWARN);
@@ -2148,7 +2160,7 @@ static void ic_wb_work(struct work_struct *work)
 		}
 		if (rate)
 			wb->rate_next_ns = max(now, wb->rate_next_ns) +
-				div_u64((u64)io->nr_pages * PAGE_SIZE * 1000, rate);
+				div_u64((u64)io->nr * ic->block_size * 1000, rate);
 		ic_wb_submit(ic, io);
 	}
 	if (atomic64_read(&ic->nr_dirty) || atomic_read(&wb->nr_ios))

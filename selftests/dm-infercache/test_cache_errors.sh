@@ -15,6 +15,12 @@
 #      leg restored and the target created again, the dirty blocks are
 #      loaded (and written back), read back whole, and after a flush the
 #      origin holds them.
+#   3. writeback, metadata writes fail (the entries area, not the
+#      superblock): a dirty block's entry cannot be written, so a flush
+#      must fail, and keep failing while the area does (it once succeeded
+#      from the second try on: the failed commit forgot its sets). Once
+#      the area works again, removal commits the entry: the block survives
+#      a re-creation.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/prog_lib.sh"
 ic_init
@@ -43,20 +49,31 @@ holds() {
 	cmp -s "$IC_TMP/$2" <(dd if="$1" bs=4k skip="$3" count="$N" iflag=direct status=none) ||
 		ic_fail "$4: $1 does not hold $2 at block $3"
 }
+# fsync_dev: fsync the target (an empty REQ_PREFLUSH); status of dd
+fsync_dev() { dd if=/dev/null of="$D" bs=4k count=0 conv=notrunc,fsync status=none; }
 # fails CMD...: CMD must fail (an I/O error reaches the caller)
 fails() { if "$@" 2>/dev/null; then return 1; fi; return 0; }
 
+# sb_num KEY: a number of the cache superblock (infercache-check --json)
+sb_num() {
+	local v
+	v=$("$CHK" --json "/dev/mapper/$L" 2>/dev/null | grep -o "\"$1\":[0-9]*" | head -n 1 | cut -d: -f2)
+	if ! [[ $v =~ ^[0-9]+$ ]] || ((v == 0 || v >= CSZ)); then
+		ic_fail "no $1 from infercache-check (got '$v')"
+	fi
+	echo "$v"
+}
+# leg TABLE: swap the cache leg's table (TABLE: lines, \n-separated)
+leg() {
+	dmsetup suspend "$L" || ic_fail "suspending the cache leg failed"
+	printf '%b' "$1" | dmsetup load "$L" || ic_fail "loading the cache leg failed"
+	dmsetup resume "$L" || ic_fail "resuming the cache leg failed"
+}
 # break_data: the leg fails every sector from data_start on
 break_data() {
 	local ds
-	ds=$("$CHK" --json "/dev/mapper/$L" 2>/dev/null | grep -o '"data_start":[0-9]*' | cut -d: -f2)
-	if ! [[ $ds =~ ^[0-9]+$ ]] || ((ds == 0 || ds >= CSZ)); then
-		ic_fail "no data_start from infercache-check (got '$ds')"
-	fi
-	dmsetup suspend "$L" || ic_fail "suspending the cache leg failed"
-	printf '0 %s linear %s 0\n%s %s error\n' "$ds" "$C" "$ds" $((CSZ - ds)) |
-		dmsetup load "$L" || ic_fail "loading the failing cache leg failed"
-	dmsetup resume "$L" || ic_fail "resuming the cache leg failed"
+	ds=$(sb_num data_start) || exit
+	leg "0 $ds linear $C 0\n$ds $((CSZ - ds)) error\n"
 	ic_log "cache data area (sectors $ds-$CSZ) now fails every I/O"
 }
 mend() {
@@ -122,11 +139,38 @@ ic_create_ok "$IC_ID" "/dev/mapper/$L" "$O" mode writeback
 ic_show "$IC_ID"
 ic_want loaded -eq "$N" state = ok
 # found dirty: still dirty, or written back since (writeback runs at once)
-ic_expect "dirty and written back after the reload" $((IC_ST[dirty] + IC_ST[written_back])) -eq "$N"
+# shellcheck disable=SC2154 # IC_ST is keyed by field name
+wb_sum=$((IC_ST[dirty] + IC_ST[written_back]))
+ic_expect "dirty and written back after the reload" "$wb_sum" -eq "$N"
 holds "$D" p3 0 "dirty blocks after the failure, restored and created again"
 dmsetup message "$IC_ID" 0 flush || ic_fail "flush failed"
 ic_snap "$IC_ID"
 ic_want dirty -eq 0
 holds "$O" p3 0 "the origin after the flush"
 holds "$O" p5 $((4 * N)) "the uncached write made while degraded"
+
+# ------------------------------------------- 3. metadata writes fail
+ic_remove "$IC_ID" || ic_fail "remove failed"
+ic_create_ok "$IC_ID" "/dev/mapper/$L" "$O" mode writeback commit_interval 0
+dmsetup message "$IC_ID" 0 writeback_pause || ic_fail "writeback_pause failed"
+ms=$(sb_num meta_start) || exit
+ds=$(sb_num data_start) || exit
+put "$D" p1 $((6 * N))		# dirty: their entries wait for a commit
+leg "0 $ms linear $C 0\n$ms $((ds - ms)) flakey $C $ms 0 3600 1 error_writes\n$ds $((CSZ - ds)) linear $C $ds\n"
+ic_log "cache metadata entries (sectors $ms-$ds) now fail every write"
+for try in 1 2 3; do
+	if fsync_dev 2>/dev/null; then
+		ic_fail "flush $try succeeded while no entry of the dirty blocks could be written"
+	fi
+done
+ic_show "$IC_ID"
+ic_want state = degraded dirty -eq "$N"
+leg "0 $CSZ linear $C 0\n"
+sleep 1.5			# the error mark in the superblock is retried once a second
+fsync_dev || ic_fail "flush failed once the metadata area worked again"
+ic_remove "$IC_ID" || ic_fail "removing the target failed"
+ic_create_ok "$IC_ID" "/dev/mapper/$L" "$O" mode writeback
+ic_show "$IC_ID"
+ic_want loaded -ge "$N"
+holds "$D" p1 $((6 * N)) "dirty blocks whose first commits failed, after a re-creation"
 exit 0

@@ -103,6 +103,11 @@
 #define IC_MAX_BLOCK_PAGES	DIV_ROUND_UP(IC_MAX_BLOCK_SECTORS << SECTOR_SHIFT, \
 					     PAGE_SIZE)
 
+/* Slots of the largest cache: its way words fit one kvmalloc. */
+#define IC_MAX_SLOTS		(INT_MAX / sizeof(u64))
+#define IC_TOO_LARGE_ERROR \
+	"Cache too large for this block_size: over 268435455 blocks; use a larger block_size"
+
 /* Writeback. */
 #define IC_WB_MAX_BYTES		SZ_256K		/* one coalesced batch at most */
 #define IC_WB_MAX_BLOCKS	(IC_WB_MAX_BYTES / (IC_MIN_BLOCK_SECTORS << SECTOR_SHIFT))
@@ -2993,8 +2998,13 @@ static int ic_setup_geometry(struct infercache *ic, char **error)
 		*error = "Cache device too small";
 		return r;
 	}
-	if (ic->geo.nr_sets > U32_MAX) {
-		*error = "Cache device too large for this block size";
+	/*
+	 * The in-core index is one array of u64 way words, which kvmalloc
+	 * caps at INT_MAX bytes (about 2^28 blocks, 1 TiB of 4 KiB blocks);
+	 * the writeback queue holds slot numbers as u32.
+	 */
+	if (ic->geo.nr_slots > IC_MAX_SLOTS) {
+		*error = IC_TOO_LARGE_ERROR;
 		return -EINVAL;
 	}
 	ic->block_shift = ilog2(block_sectors);

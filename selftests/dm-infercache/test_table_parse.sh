@@ -10,7 +10,9 @@ ic_init
 ic_origin "${IC_ID}o" 64
 ic_cache "${IC_ID}c" 16
 ic_cache "${IC_ID}t" 1		# 1 MiB: no room for data blocks
-O=/dev/${IC_ID}o C=/dev/${IC_ID}c T=/dev/${IC_ID}t N=$IC_ID
+# 1.05 TiB that keeps no data: more 4 KiB blocks than the index can hold
+ic_nullb "${IC_ID}h" size=1100000 blocksize=512 memory_backed=0
+O=/dev/${IC_ID}o C=/dev/${IC_ID}c T=/dev/${IC_ID}t H=/dev/${IC_ID}h N=$IC_ID
 SZ=$(blockdev --getsz "$O") CM=$(ic_majmin "$C") OM=$(ic_majmin "$O")
 ic_track "$N"
 fails=0
@@ -71,6 +73,7 @@ for v in 'a/b' 'a,b' "$(printf 'x%.0s' {1..32})"; do
 done
 bad "Optional argument given twice" "$C $O 2 format format"
 bad "Cache device too small" "$T $O 0"
+bad "Cache too large for this block_size: over 268435455 blocks; use a larger block_size" "$H $O 1 format"
 bad "Origin device is smaller than the target" "$C $O 0" $((SZ + 8))
 
 ic_bad_tables_check || fails=$((fails + IC_BAD_MISSES))

@@ -11,6 +11,7 @@
 #   make demo         cold/warm inference-read demo in a QEMU guest
 #   make bench        infercache beside the raw devices and the peers (guest)
 #   make bench-writeback  writeback mode beside dm-writecache and bcache (guest)
+#   make bench-scaling    warm hits with 1 vs 2 CPUs: raw, dm-linear, infercache
 #   make unit         host unit tests only (ASan/UBSan)
 #   make deps         install what the above need from Debian's packages
 
@@ -59,4 +60,8 @@ bench:
 bench-writeback:
 	BENCH_PARTS=w tools/bench/bench.sh
 
-.PHONY: all modules tools install clean deps unit check check-full demo bench bench-writeback
+bench-scaling:
+	BENCH_PARTS=s tools/bench/bench.sh
+
+.PHONY: all modules tools install clean deps unit check check-full demo bench bench-writeback \
+	bench-scaling

@@ -11,6 +11,9 @@
 # `make bench-writeback` (= BENCH_PARTS=w tools/bench/bench.sh) runs only the
 # writeback workload (tools/bench/guest-writeback.sh) and writes
 # Documentation/benchmarks/writeback.{md,json,png}, leaving results.* alone.
+# `make bench-scaling` (= BENCH_PARTS=s tools/bench/bench.sh) runs only the
+# 1- vs 2-CPU hit scaling workload (tools/bench/guest-scaling.sh) and writes
+# Documentation/benchmarks/scaling.{md,json,png}.
 #
 # Usage: tools/bench/bench.sh [--quick] [--no-report] [--out DIR]
 #   --quick      one repetition, short runs (a smoke test of the harness;
@@ -19,8 +22,9 @@
 #   --report-only  skip the guest, rebuild the report from build/bench/out
 #   --out DIR    results directory (default Documentation/benchmarks)
 # Environment: every BENCH_* knob of tools/bench/guest-bench.sh (see
-# tools/bench/README.md), BENCH_TIMEOUT (guest time limit, s, default 1750),
-# BENCH_MEM (guest MB, default 3072), IC_BENCH_VM_ARGS (extra vm-run options).
+# tools/bench/README.md), BENCH_TIMEOUT (guest time limit, s, default 1750;
+# 720 for s alone), BENCH_MEM (guest MB, default 3072), IC_BENCH_VM_ARGS
+# (extra vm-run options).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd -P)
@@ -37,6 +41,7 @@ cmdline="$0${*:+ $*}"
 if [[ -n "${MAKELEVEL:-}" ]]; then
 	cmdline="make bench${*:+ $*}"
 	[[ $parts == w ]] && cmdline="make bench-writeback${*:+ $*}"
+	[[ $parts == s ]] && cmdline="make bench-scaling${*:+ $*}"
 fi
 quick=0 report=1 guest=1 docs=$repo/Documentation/benchmarks
 while [[ $# -gt 0 ]]; do
@@ -45,7 +50,7 @@ while [[ $# -gt 0 ]]; do
 	--no-report) report=0; shift ;;
 	--report-only) guest=0; shift ;;
 	--out) docs=$(readlink -f "$2"); shift 2 ;;
-	-h|--help) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (try --help)" ;;
 	esac
 done
@@ -55,6 +60,7 @@ out=$bdir/out
 # the writeback workload alone keeps its raw results apart, so that
 # --report-only of the read workloads still finds theirs
 [[ $parts == w ]] && out=$bdir/out-wb
+[[ $parts == s ]] && out=$bdir/out-scale
 if ((quick)); then
 	out=$bdir/quick-${out##*/}
 	[[ $docs == "$repo/Documentation/benchmarks" ]] && docs=$bdir/quick
@@ -65,6 +71,8 @@ if ((quick)); then
 	export BENCH_PASSES BENCH_WARM_MB BENCH_HOT_MB BENCH_LATS
 	: "${BENCH_WB_BASE_S:=3}" "${BENCH_WB_BURST_MB:=8}" "${BENCH_WB_WINDOW_S:=15}" "${BENCH_WB_DRAIN_MB:=8}"
 	export BENCH_WB_BASE_S BENCH_WB_BURST_MB BENCH_WB_WINDOW_S BENCH_WB_DRAIN_MB
+	: "${BENCH_SCALE_REPS:=1}" "${BENCH_SCALE_RUNTIME:=1}"
+	export BENCH_SCALE_REPS BENCH_SCALE_RUNTIME
 fi
 cache_mb=${BENCH_CACHE_MB:-64}
 origin_mb=${BENCH_ORIGIN_MB:-$((cache_mb * 4))}
@@ -103,13 +111,16 @@ if ((guest)); then
 	while IFS='=' read -r k _; do envs+=("$k=${!k}"); done < <(env | grep -E '^BENCH_[A-Z_]+=' | sort)
 	rm -rf "$out"
 	mkdir -p "$out"
-	msg "booting the guest once for everything (TCG: expect ~25 minutes for make bench, ~15 for w alone; progress below)"
+	msg "booting the guest once for everything (TCG: expect ~25 minutes for make bench, ~10 for w alone, ~8 for s alone; progress below)"
+	# s alone is short: a hung guest (CPU hotplug) should not hold the host long
+	timeout_s=${BENCH_TIMEOUT:-1750}
+	[[ $parts == s ]] && timeout_s=${BENCH_TIMEOUT:-720}
 	# No slub_debug / init_on_free: they make every slab allocation slow, and
 	# dm clones bios from slabs (tools/vm/README.md: IC_GUEST_DEBUG_ARGS).
 	st=0
 	# shellcheck disable=SC2086 # IC_BENCH_VM_ARGS is a list of options
 	IC_GUEST_DEBUG_ARGS="" tools/vm/vm-run "${nv[@]}" --mem "${BENCH_MEM:-3072}" --smp 2 \
-		--timeout "${BENCH_TIMEOUT:-1750}" --out "$out" ${IC_BENCH_VM_ARGS:-} \
+		--timeout "$timeout_s" --out "$out" ${IC_BENCH_VM_ARGS:-} \
 		-- env "${envs[@]}" "$repo/tools/bench/guest-bench.sh" || st=$?
 	rm -f "$bdir"/nvme-{raw,ic,dmc,bc,bc0}.img
 	((st == 0)) || msg "the guest run failed (status $st); reporting what it measured"

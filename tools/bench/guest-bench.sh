@@ -14,7 +14,9 @@
 # writethrough, sequential_cutoff 0, congestion bypass off); for workload w
 # (tools/bench/guest-writeback.sh) the writeback-mode systems icw
 # (infercache, mode writeback), wc (dm-writecache), bcw and bcw0 (bcache,
-# cache_mode writeback, writeback_percent 10 and 0).
+# cache_mode writeback, writeback_percent 10 and 0); workload s
+# (tools/bench/guest-scaling.sh) measures raw, linear and ic hits with one
+# CPU and with two.
 #
 # Devices: NVMe disks in the order bench.sh gives them: raw+linear, ic, dmc,
 # bc (each caching system gets its own identical controller, so all systems
@@ -24,7 +26,8 @@
 #
 # Knobs (environment; bench.sh passes them through, defaults in brackets):
 #   BENCH_PARTS "ab ce d f"  workloads to run (a+b, c+e, d, f; w = writeback,
-#                            see tools/bench/guest-writeback.sh for its knobs)
+#                            see tools/bench/guest-writeback.sh for its knobs;
+#                            s = 1- vs 2-CPU hit scaling, guest-scaling.sh)
 #   BENCH_CACHES "nvme brd"  cache device kinds for a/b (c-f use nvme)
 #   BENCH_LATS "500 2000"   origin latencies in us (a/b and f use the first)
 #   BENCH_REPS 3             repetitions of every measured figure
@@ -113,8 +116,9 @@ for d in "${NV[@]}" /dev/ram0 /dev/ram1 /dev/ram2 /dev/ram3; do
 	b=$(basename "$d")
 	[[ -w /sys/block/$b/queue/scheduler ]] && echo none >"/sys/block/$b/queue/scheduler" 2>/dev/null
 done
-# brd allocates pages on first write: touch every page once (only a/b use it)
-if [[ " $PARTS " == *" ab "* ]]; then
+# brd allocates pages on first write: touch every page once (only a/b and s
+# use it)
+if [[ " $PARTS " == *" ab "* || " $PARTS " == *" s "* ]]; then
 	for i in 0 1 2 3; do
 		dd if=/dev/zero of=/dev/ram$i bs=1M count="$CACHE_MB" oflag=direct status=none || die "dd ram$i"
 	done
@@ -583,6 +587,9 @@ part_f() {
 # workload w: tools/bench/guest-writeback.sh (part_w)
 # shellcheck source=tools/bench/guest-writeback.sh
 . "$IC_SRC/tools/bench/guest-writeback.sh"
+# workload s: tools/bench/guest-scaling.sh (part_s)
+# shellcheck source=tools/bench/guest-scaling.sh
+. "$IC_SRC/tools/bench/guest-scaling.sh"
 
 for part in $PARTS; do
 	case $part in
@@ -591,6 +598,7 @@ for part in $PARTS; do
 	d) part_d ;;
 	f) part_f ;;
 	w) part_w ;;
+	s) part_s ;;
 	*) die "unknown part $part" ;;
 	esac
 done

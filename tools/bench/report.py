@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """Turn the raw results of tools/bench/guest-bench.sh into the benchmark report.
 
-(Workload w, writeback, has its own report: report_wb.py -> writeback.md.)
+(Workload w, writeback, has its own report: report_wb.py -> writeback.md;
+workload s, hit scaling over 1 and 2 CPUs: report_scaling.py -> scaling.md.)
 
 Reads RAW/records.jsonl (one object per measured run, with the hit counters
 read around it), RAW/fio/*.json (fio and embed_lookup output), RAW/env.txt,
@@ -749,7 +750,7 @@ class Report:
 
     def build(self):
         if not any(r.get("wl") in ("a", "b", "c", "d", "e", "f") for r in self.recs):
-            return  # only workload w ran: leave results.* alone
+            return  # only workload w or s ran: leave results.* alone
         for fn in (self.part_ab, self.part_ce, self.part_d, self.part_f):
             try:
                 fn()
@@ -795,6 +796,9 @@ def main():
     if any(r.get("wl") in ("wb", "drain") for r in recs):
         import report_wb  # workload w: writeback.md, writeback.json, wb_*.gp
         report_wb.build(recs, env, a)
+    if any(r.get("wl") == "scale" for r in recs):
+        import report_scaling  # workload s: scaling.md, scaling.json, scaling.gp
+        report_scaling.build(recs, env, a)
 
 
 if __name__ == "__main__":

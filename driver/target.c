@@ -1271,8 +1271,7 @@ static int ic_map_write(struct infercache *ic, struct bio *bio,
  * block stays; ic_discard_zero_way() zeroes the part the discard covers,
  * and writeback carries the zeroes to the origin.
  */
-static bool ic_discard_keeps(struct infercache *ic, u64 word,
-			     u64 full_begin, u64 full_end)
+static bool ic_discard_keeps(u64 word)
 {
 	return word & (IC_WAY_DIRTY | IC_WAY_DISK_DIRTY | IC_WAY_WB);
 }
@@ -1358,12 +1357,11 @@ static void ic_discard_zero_dirty(struct infercache *ic, sector_t begin,
 }
 
 /*
- * Forget every cached block in [begin, end), of which [full_begin,
- * full_end) is covered whole; mark in @sync the sets whose entries on disk
- * may still vouch for one of them.
+ * Forget every cached block in [begin, end) but the dirty ones (see
+ * ic_discard_keeps()); mark in @sync the sets whose entries on disk may
+ * still vouch for one of them.
  */
 static void ic_invalidate_range(struct infercache *ic, u64 begin, u64 end,
-				u64 full_begin, u64 full_end,
 				unsigned long *sync)
 {
 	struct ic_index *idx = &ic->index;
@@ -1378,8 +1376,7 @@ static void ic_invalidate_range(struct infercache *ic, u64 begin, u64 end,
 			spin_lock_irqsave(&idx->sets[set].lock, flags);
 			way = ic_index_find(idx, set, oblock);
 			if (way >= 0 &&
-			    !ic_discard_keeps(ic, idx->ways[ic_index_slot(set, way)],
-					      full_begin, full_end))
+			    !ic_discard_keeps(idx->ways[ic_index_slot(set, way)]))
 				ic_invalidate_slot(ic, ic_index_slot(set, way));
 			if (ic_meta_needs_sync(idx, set, oblock))
 				set_bit(set, sync);
@@ -1400,7 +1397,7 @@ static void ic_invalidate_range(struct infercache *ic, u64 begin, u64 end,
 			oblock = word & IC_OBLOCK_MASK;
 			if ((word & IC_WAY_PRESENT) &&
 			    oblock >= begin && oblock < end &&
-			    !ic_discard_keeps(ic, word, full_begin, full_end))
+			    !ic_discard_keeps(word))
 				ic_invalidate_slot(ic, slot);
 			if ((word & IC_WAY_RECLAIM) ||
 			    ((word & IC_WAY_DURABLE) &&
@@ -1446,9 +1443,7 @@ static void ic_discard_prepare(struct infercache *ic, struct bio *bio)
 	if (first >= last)
 		return;
 	mutex_lock(&ic->discard_lock);
-	ic_invalidate_range(ic, first, last,
-			    DIV_ROUND_UP_ULL(begin, ic_block_sectors(ic)),
-			    end >> ic->block_shift, ic->discard_sets);
+	ic_invalidate_range(ic, first, last, ic->discard_sets);
 	if (ic_degraded(ic))
 		bitmap_zero(ic->discard_sets, ic->geo.nr_sets);
 	else if (ic_meta_sync_sets(&ic->meta, ic->discard_sets))

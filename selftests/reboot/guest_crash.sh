@@ -34,9 +34,10 @@
 # A module without persistent metadata (no status $21-$23) comes up cold
 # after every crash: the same checks, except the load messages and counts.
 #
-# CRASH_MODE=writeback: the target runs "mode writeback max_dirty_age 200
+# CRASH_MODE=writeback: the target runs "mode writeback max_dirty_age 1000
 # dirty_high 20" (dirty blocks, writeback and the watermark during the
-# load). The origin then legitimately lacks the dirty blocks after a crash,
+# load), and the crash waits (up to 10 s) until the status shows a dirty
+# block, so that each recovery has some to find. The origin then legitimately lacks the dirty blocks after a crash,
 # so the verification is: crash_io verify of the target alone (nothing
 # lost, corrupt or changed), "flush" (dirty 0 after it; the blocks the
 # recovered table wrote back are handed to the host as wb_loaded), then
@@ -60,7 +61,7 @@ MODE=${CRASH_MODE:-writethrough}
 base=()
 case $MODE in
 writethrough) ;;
-writeback) base=(mode writeback max_dirty_age 200 dirty_high 20) ;;
+writeback) base=(mode writeback max_dirty_age 1000 dirty_high 20) ;;
 *) ic_fail "CRASH_MODE=$MODE: writethrough or writeback" ;;
 esac
 opts=("${base[@]}")
@@ -195,9 +196,19 @@ cio_start "$IC_OUT/state"
 fio --output="$IC_TMP/fio-b.log" --name=b --filename="$D" --offset="$BOFF" --size="$BSIZE" \
 	--rw=randrw --rwmixread=60 --bs=4k --ioengine=libaio --direct=1 --iodepth=4 \
 	--fsync=32 --randseed="$round" --time_based --runtime=600 >/dev/null 2>&1 &
+FIO_PID=$!
 ms_sleep "$d1"
 cio_stop "$IC_OUT/state"
 ms_sleep "$d2"
+kill -0 "$FIO_PID" 2>/dev/null || ic_fail "the fio load died: $(tail -n 5 "$IC_TMP/fio-b.log" 2>/dev/null)"
+if [[ $MODE == writeback ]]; then
+	# the recovery must find dirty blocks: crash while some are (status $24)
+	for ((i = 0; i < 200; i++)); do
+		(($(rg_words 24) > 0)) && break
+		sleep 0.05
+	done
+	ic_log "round $round: $(rg_words 24) dirty blocks after $((i * 50)) ms more"
+fi
 ic_show "$RG_NAME"
 ic_log "round $round: crashing now"
 echo c >/proc/sysrq-trigger

@@ -520,6 +520,8 @@ part_d() {
 			if (!(f in seen)) { seen[f] = 1; printf "%s", hdr > (dir "/" f ".log") }
 			print > (dir "/" f ".log") }' "$z/all.log"
 	[[ -s $z/warm.log && -s $z/win$REPS.log ]] || die "splitting the Zipf stream failed"
+	# the offsets in replay order, for the report's bounds (report.py zipf_bounds)
+	awk 'NR > 3 && $3 == "read" { print $4 }' "$z/all.log" >"$W/d_stream.txt"
 	local rp=(--replay_no_stall=1)
 	for lat in $LATS; do
 		log "== d origin ${lat}us"

@@ -33,6 +33,44 @@ SYS_NAMES = {
 }
 PEERS = ["linear", "dmc", "bc"]
 CACHING = ["ic", "dmc", "bc"]
+IC_WAYS = 16  # driver/geometry.h
+
+
+def ic_oblock_set(oblock, nr_sets):
+    """driver/geometry.h ic_oblock_set(): reciprocal_scale(hash_64(oblock, 32), nr_sets)."""
+    h = ((oblock * 0x61C8864680B583EB) & (2 ** 64 - 1)) >> 32
+    return (h * nr_sets) >> 32
+
+
+def belady_hits(blocks, start, set_of, ways):
+    """Hits from index `start` on of Belady's MIN with bypass, `ways` per set.
+
+    On a miss in a full set the block whose next use is farthest (possibly
+    the missed block itself, which is then not admitted) leaves.
+    """
+    import heapq
+    never = len(blocks)
+    nxt, last = [never] * len(blocks), {}
+    for i in range(len(blocks) - 1, -1, -1):
+        nxt[i] = last.get(blocks[i], never)
+        last[blocks[i]] = i
+    cached, heaps, hits = {}, defaultdict(list), 0
+    for i, b in enumerate(blocks):
+        s = set_of(b)
+        c = cached.setdefault(s, {})
+        h = heaps[s]
+        if b in c:
+            hits += i >= start
+        elif len(c) >= ways:
+            while -h[0][0] != c.get(h[0][1]):
+                heapq.heappop(h)  # stale: the block was used again or left
+            if -h[0][0] <= nxt[i]:
+                continue  # bypass: nothing cached is needed later than b
+            del c[heapq.heappop(h)[1]]
+        c[b] = nxt[i]
+        heapq.heappush(h, (-nxt[i], b))
+    return hits
+
 CACHE_NAMES = {"nvme": "QEMU NVMe", "brd": "brd (RAM disk)", "none": "-"}
 
 
@@ -551,11 +589,16 @@ class Report:
                 worse = [q for q in ("dmc", "bc") if d.get(q, {}).get("hit_ratio") and d[q]["hit_ratio"]["median"] >= ic]
                 txt = f"infercache {ic * 100:.2f}% vs " + ", ".join(
                     f"{SYS_NAMES[q]} {d[q]['hit_ratio']['median'] * 100:.2f}%" for q in ("dmc", "bc") if d.get(q, {}).get("hit_ratio"))
-                orc = self.zipf_oracle()
-                if orc:
-                    txt += (f" (a perfect frequency oracle with infercache's {orc[0]} slots would hit "
-                            f"{orc[1] * 100:.1f}%)")
-                txt += self.why_d(lat) if worse else ""
+                bnd = self.zipf_bounds()
+                if bnd:
+                    txt += (f". Bounds for this stream over the measured windows: {bnd['first']:,} of its "
+                            f"{bnd['reads']:,} reads are the first read of their block (a miss for any cache), "
+                            f"so no cache exceeds {bnd['ceiling'] * 100:.2f}%; Belady's optimal replacement "
+                            f"(with bypass) over {bnd['slots']:,} slots would hit {bnd['opt_full'] * 100:.2f}% "
+                            f"fully associative and {bnd['opt_sets'] * 100:.2f}% in infercache's "
+                            f"{bnd['sets']:,} sets of {IC_WAYS}")
+                    self.put(["d", "bounds"], bnd)
+                txt += self.why_d(lat, bnd) if worse else ""
                 if worse:
                     txt += ("; below or level by " + ", ".join(f"{(d[q]['hit_ratio']['median'] - ic) * 100:.2f} points ({SYS_NAMES[q]})" for q in worse)
                             + ". All three replayed the same request stream.")
@@ -563,7 +606,7 @@ class Report:
             self.p99_goal("d", lat, [("measured", lambda s: d.get(s, {}).get("p99_us"))], "window")
         self.plot_d()
 
-    def why_d(self, lat):
+    def why_d(self, lat, bnd):
         """The infercache counters over the measured windows, as a sentence."""
         import re
 
@@ -580,25 +623,57 @@ class Report:
         reads = sum(r["reads"] for r in wins)
         miss = reads - sum(r["hits"] for r in wins)
         d = {k: b.get(k, 0) - a.get(k, 0) for k in ("fills", "rejects", "sequential", "evictions")}
-        out = (f". Over the measured windows infercache missed {miss:,} of {reads:,} reads: it filled "
-               f"{d['fills']:,} (evicting {d['evictions']:,}) and its admission filter rejected "
-               f"{d['rejects']:,}")
+        out = f". Over the measured windows infercache missed {miss:,} of {reads:,} reads"
+        if bnd and bnd["reads"] == reads:
+            out += f" ({miss - bnd['first']:,} of them not first reads"
+            for q in ("bc", "dmc"):
+                qq = sel(self.recs, wl="d", sys=q, lat_us=lat, phase="measure")
+                if sum(r["reads"] for r in qq) == reads:
+                    out += f"; {SYS_NAMES[q]} {reads - sum(r['hits'] for r in qq) - bnd['first']:,}"
+            out += ")"
+        out += (f": it filled {d['fills']:,} (evicting {d['evictions']:,}) and its admission filter rejected "
+                f"{d['rejects']:,}")
         if m:
             out += (f" while {int(m.group(2)) - int(m.group(1)):,} of its {int(m.group(2)):,} slots were "
                     "still free (a set can be full while the cache is not), so rejected blocks miss again")
         return out
 
-    def zipf_oracle(self):
-        """(slots, hit ratio) of an oracle caching the top-`slots` Zipf(1.1) blocks of the origin."""
+    def zipf_bounds(self):
+        """What any cache of infercache's size could hit on the replayed d stream.
+
+        The guest saves the stream's offsets (d_stream.txt, one per read, in
+        replay order: ZIPF_WARM warm-up reads, then the measured windows).
+        Returns the number of measured reads, those that are the first read
+        of their block, the ceiling that leaves, and the hit ratios over the
+        measured windows of Belady's optimal replacement (with bypass) over
+        infercache's slots, fully associative and in its sets (the driver's
+        set hash), or None without the stream or the slot count.
+        """
+        import re
         try:
-            import re
             ex = next(r.get("extra", "") for r in self.recs if r.get("wl") == "d" and r.get("sys") == "ic")
             slots = int(re.search(r"cached=\d+/(\d+)", ex).group(1))
-            n = (int(self.env["ORIGIN_MB"]) - 1) * 256
-        except (StopIteration, AttributeError, KeyError, ValueError):
+            warm, ios = int(self.env["ZIPF_WARM"]), int(self.env["ZIPF_IOS"])
+            with open(os.path.join(self.args.raw, "d_stream.txt")) as f:
+                blocks = [int(x) // 4096 for x in f if x.strip()]
+        except (StopIteration, AttributeError, KeyError, ValueError, OSError):
             return None
-        w = [k ** -1.1 for k in range(1, n + 1)]
-        return slots, sum(w[:slots]) / sum(w)
+        end = min(len(blocks), warm + self.reps * ios)
+        if end <= warm:
+            return None
+        blocks = blocks[:end]
+        seen = set(blocks[:warm])
+        first = 0
+        for b in blocks[warm:]:
+            if b not in seen:
+                first += 1
+                seen.add(b)
+        nsets = slots // IC_WAYS
+        reads = end - warm
+        full = belady_hits(blocks, warm, lambda b: 0, slots)
+        sets = belady_hits(blocks, warm, lambda b: ic_oblock_set(b, nsets), IC_WAYS)
+        return {"reads": reads, "first": first, "ceiling": 1 - first / reads, "slots": slots, "sets": nsets,
+                "opt_full": full / reads, "opt_sets": sets / reads}
 
     def plot_d(self):
         for lat in self.lats:

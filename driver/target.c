@@ -3394,6 +3394,27 @@ static int infercache_ctr(struct dm_target *ti, unsigned int argc,
 	return 0;
 }
 
+/*
+ * Stop what runs on its own (sysfs writers, the commit and writeback
+ * workers, writeback I/O, fills) and keep it stopped: SUSPENDED is set.
+ */
+static void ic_quiesce(struct infercache *ic)
+{
+	set_bit(IC_SUSPENDED, &ic->flags);
+	/* A flush waiting there sees SUSPENDED within a second. */
+	ic_sysfs_del(ic);
+	cancel_delayed_work_sync(&ic->commit_work);
+	/* Writeback stops; what is dirty stays so, on disk too. */
+	cancel_delayed_work_sync(&ic->wb.work);
+	wait_var_event(&ic->wb.nr_ios, !atomic_read(&ic->wb.nr_ios));
+	/* The last completions may have queued it again. */
+	cancel_delayed_work_sync(&ic->wb.work);
+	/* dm core drained our callers; fills may outlive them. */
+	ic_wait_for_fills(ic);
+	flush_workqueue(ic->wq);
+	flush_workqueue(ic->wb_wq);
+}
+
 static void infercache_dtr(struct dm_target *ti)
 {
 	struct infercache *ic = ti->private;
@@ -3403,14 +3424,7 @@ static void infercache_dtr(struct dm_target *ti)
 	 * But a table whose other target failed its preresume is destroyed
 	 * without a postsuspend: stop what our resume started.
 	 */
-	set_bit(IC_SUSPENDED, &ic->flags);
-	ic_sysfs_del(ic);
-	cancel_delayed_work_sync(&ic->commit_work);
-	cancel_delayed_work_sync(&ic->wb.work);
-	wait_var_event(&ic->wb.nr_ios, !atomic_read(&ic->wb.nr_ios));
-	cancel_delayed_work_sync(&ic->wb.work);
-	ic_wait_for_fills(ic);
-	flush_workqueue(ic->wq);
+	ic_quiesce(ic);
 	ic_free(ic);
 }
 
@@ -3577,18 +3591,7 @@ static void infercache_postsuspend(struct dm_target *ti)
 {
 	struct infercache *ic = ti->private;
 
-	set_bit(IC_SUSPENDED, &ic->flags);
-	/* A flush waiting there sees SUSPENDED within a second. */
-	ic_sysfs_del(ic);
-	cancel_delayed_work_sync(&ic->commit_work);
-	/* Writeback stops; what is dirty stays so, on disk too. */
-	cancel_delayed_work_sync(&ic->wb.work);
-	wait_var_event(&ic->wb.nr_ios, !atomic_read(&ic->wb.nr_ios));
-	cancel_delayed_work_sync(&ic->wb.work);
-	/* dm core drained our callers; fills may outlive them. */
-	ic_wait_for_fills(ic);
-	flush_workqueue(ic->wq);
-	flush_workqueue(ic->wb_wq);
+	ic_quiesce(ic);
 	if (!ic->activated)
 		return;
 

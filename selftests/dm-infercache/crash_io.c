@@ -94,9 +94,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BLK		4096
-#define SECT		512
-#define SECTS		(BLK / SECT)
 #define MAGIC		0xc4a54c10dead0b1eULL
 #define SPAN		4
 #define INIT_CHUNK	(256 * 1024)
@@ -107,6 +104,10 @@
 #define MAX_PENDING	96
 #define MAX_CUTS	16
 #define ZEROES		(-2)	/* sector_ver(): an all-zero sector */
+#define STAMP_MAGIC	MAGIC
+#define STAMP_PROG	"crash_io"
+
+#include "stamp.h"
 
 struct blk_state {
 	_Atomic uint64_t submitted;	/* newest version submitted */
@@ -118,52 +119,20 @@ struct blk_state {
 };
 
 static struct blk_state *st;
-static uint64_t nblocks, run_id;
+static uint64_t nblocks;
 static int fd_plain = -1, fd_sync = -1;
 static unsigned int sync_every = 8, discard_pct;
 static atomic_bool stop, frozen;
-static _Atomic uint64_t nr_writes, nr_fua, nr_syncs, nr_reads, nr_bad;
+static _Atomic uint64_t nr_writes, nr_fua, nr_syncs, nr_reads;
 static _Atomic uint64_t nr_discards, nr_overlap_torn;
 static _Atomic uint64_t nr_ioerr, nr_ioerr_frozen, nr_writes_frozen;
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-static void stamp(void *blk, uint64_t b, uint64_t ver)
-{
-	for (unsigned int s = 0; s < SECTS; s++) {
-		uint64_t *w = (uint64_t *)blk + s * (SECT / 8);
-		uint64_t h = mix(run_id ^ mix(b * SECTS + s) ^ mix(ver << 1));
-
-		w[0] = MAGIC;
-		w[1] = run_id;
-		w[2] = b;
-		w[3] = s;
-		w[4] = ver;
-		for (unsigned int i = 5; i < SECT / 8; i++)
-			w[i] = h + i * 0x2545f4914f6cdd1dULL;
-	}
-}
 
 /* Version in sector s of block b; ZEROES; or -1 with *why set. */
 static int64_t sector_ver(const void *blk, uint64_t b, unsigned int s,
 			  const char **why)
 {
 	const uint64_t *w = (const uint64_t *)blk + s * (SECT / 8);
-	uint64_t h, any = 0;
+	uint64_t any = 0;
 
 	if (w[0] != MAGIC) {
 		for (unsigned int i = 0; i < SECT / 8; i++)
@@ -175,37 +144,7 @@ static int64_t sector_ver(const void *blk, uint64_t b, unsigned int s,
 		*why = "no stamp (garbage)";
 		return -1;
 	}
-	if (w[1] != run_id) {
-		*why = "stamp of another run";
-		return -1;
-	}
-	if (w[2] != b || w[3] != s) {
-		*why = "stamp of another block or sector (misplaced)";
-		return -1;
-	}
-	h = mix(run_id ^ mix(b * SECTS + s) ^ mix(w[4] << 1));
-	for (unsigned int i = 5; i < SECT / 8; i++) {
-		if (w[i] != h + i * 0x2545f4914f6cdd1dULL) {
-			*why = "body does not match its stamp (torn or corrupt)";
-			return -1;
-		}
-	}
-	return (int64_t)w[4];
-}
-
-static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void report(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (atomic_fetch_add(&nr_bad, 1) >= MAX_REPORTS)
-		return;
-	va_start(ap, fmt);
-	fputs("# crash_io: BAD: ", stdout);
-	vprintf(fmt, ap);
-	fputc('\n', stdout);
-	fflush(stdout);
-	va_end(ap);
+	return stamp_ver(blk, b, s, why);
 }
 
 static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

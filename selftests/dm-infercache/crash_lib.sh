@@ -29,7 +29,7 @@ CR_WB_RUN=0			# blocks written back while workloads ran (sampled)
 cr_init() { # cr_init: find or build crash_io, seed $RANDOM
 	local c
 	for c in "$IC_DIR/crash_io" "$IC_SRC/build/selftests/dm-infercache/crash_io"; do
-		if [[ -x $c && ! $IC_DIR/crash_io.c -nt $c ]]; then CR_IO=$c; break; fi
+		if [[ -x $c && ! $IC_DIR/crash_io.c -nt $c && ! $IC_DIR/stamp.h -nt $c ]]; then CR_IO=$c; break; fi
 	done
 	if [[ -z $CR_IO ]]; then
 		command -v gcc >/dev/null || ic_skip "crash_io not built (make -C selftests/dm-infercache) and no gcc"

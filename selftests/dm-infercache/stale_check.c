@@ -42,12 +42,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BLK		4096
-#define SECT		512
-#define SECTS		(BLK / SECT)
 #define MAGIC		0x1cca57a1ec0ffee5ULL
 #define MAX_SPAN	16
 #define MAX_REPORTS	20
+#define STAMP_MAGIC	MAGIC
+#define STAMP_PROG	"stale_check"
+
+#include "stamp.h"
 
 struct blk_state {
 	_Atomic uint64_t started;	/* seq of the latest write begun */
@@ -57,85 +58,22 @@ struct blk_state {
 
 static struct blk_state *st;
 static int fd;
-static uint64_t nblocks, run_id;
+static uint64_t nblocks;
 static unsigned int span = 4;
 static atomic_bool stop;
-static _Atomic uint64_t nr_writes, nr_reads, nr_checked, nr_bad, nr_ioerr;
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-static void stamp(uint64_t *p, uint64_t b, uint64_t seq)
-{
-	for (unsigned int s = 0; s < SECTS; s++) {
-		uint64_t *w = p + s * (SECT / 8);
-		uint64_t h = mix(run_id ^ mix(b * SECTS + s) ^ mix(seq << 1));
-
-		w[0] = MAGIC;
-		w[1] = run_id;
-		w[2] = b;
-		w[3] = s;
-		w[4] = seq;
-		for (unsigned int i = 5; i < SECT / 8; i++)
-			w[i] = h + i * 0x2545f4914f6cdd1dULL;
-	}
-}
+static _Atomic uint64_t nr_writes, nr_reads, nr_checked, nr_ioerr;
 
 /* Seq of sector s of block b in p, or -1 with *why set. */
 static int64_t sector_seq(const uint64_t *p, uint64_t b, unsigned int s,
 			  const char **why)
 {
 	const uint64_t *w = p + s * (SECT / 8);
-	uint64_t h;
 
 	if (w[0] != MAGIC) {
 		*why = w[0] ? "no stamp (garbage)" : "no stamp (zeroes)";
 		return -1;
 	}
-	if (w[1] != run_id) {
-		*why = "stamp of another run";
-		return -1;
-	}
-	if (w[2] != b || w[3] != s) {
-		*why = "stamp of another block or sector (misplaced)";
-		return -1;
-	}
-	h = mix(run_id ^ mix(b * SECTS + s) ^ mix(w[4] << 1));
-	for (unsigned int i = 5; i < SECT / 8; i++) {
-		if (w[i] != h + i * 0x2545f4914f6cdd1dULL) {
-			*why = "body does not match its stamp (torn or corrupt)";
-			return -1;
-		}
-	}
-	return (int64_t)w[4];
-}
-
-static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void report(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (atomic_fetch_add(&nr_bad, 1) >= MAX_REPORTS)
-		return;
-	va_start(ap, fmt);
-	fputs("# stale_check: BAD: ", stdout);
-	vprintf(fmt, ap);
-	fputc('\n', stdout);
-	fflush(stdout);
-	va_end(ap);
+	return stamp_ver(p, b, s, why);
 }
 
 static bool io(bool wr, void *buf, size_t len, uint64_t b)

@@ -14,7 +14,7 @@ ic_init
 
 SC=''
 for c in "$IC_DIR/stale_check" "$IC_SRC/build/selftests/dm-infercache/stale_check"; do
-	if [[ -x $c && ! $IC_DIR/stale_check.c -nt $c ]]; then SC=$c; break; fi
+	if [[ -x $c && ! $IC_DIR/stale_check.c -nt $c && ! $IC_DIR/stamp.h -nt $c ]]; then SC=$c; break; fi
 done
 if [[ -z $SC ]]; then
 	command -v gcc >/dev/null || ic_skip "stale_check not built (make -C selftests/dm-infercache) and no gcc"

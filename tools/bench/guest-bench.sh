@@ -38,7 +38,7 @@
 #   BENCH_HOT_MB 16          a/b hot set;  BENCH_RUNTIME 1 (s per a/b run)
 #   BENCH_WARM_MB 4          c/e hot set;  BENCH_PASSES 4 (c passes)
 #   BENCH_SCAN_MB 2*cache    e scan size;  BENCH_SCAN_BS 128k
-#   BENCH_ZIPF_WARM 100000   d warm-up I/Os (QD16); BENCH_ZIPF_IOS 5000 per
+#   BENCH_ZIPF_WARM 400000   d warm-up I/Os (QD16); BENCH_ZIPF_IOS 5000 per
 #                            measured QD1 window
 #   BENCH_F_ROWS 32768       f table rows (4 KiB each: 128 MiB, 2x the cache)
 #   BENCH_F_WARM 12000       f warm-up lookups; BENCH_F_OPS 6000 per window
@@ -66,7 +66,7 @@ WARM_MB=${BENCH_WARM_MB:-4}
 PASSES=${BENCH_PASSES:-4}
 SCAN_MB=${BENCH_SCAN_MB:-$((CACHE_MB * 2))}
 SCAN_BS=${BENCH_SCAN_BS:-128k}
-ZIPF_WARM=${BENCH_ZIPF_WARM:-100000}
+ZIPF_WARM=${BENCH_ZIPF_WARM:-400000}
 ZIPF_IOS=${BENCH_ZIPF_IOS:-5000}
 F_ROWS=${BENCH_F_ROWS:-32768}
 F_WARM=${BENCH_F_WARM:-12000}

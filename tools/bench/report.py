@@ -649,6 +649,8 @@ class Report:
                     f"{SYS_NAMES[q]} {d[q]['hit_ratio']['median'] * 100:.2f}%" for q in ("dmc", "bc") if d.get(q, {}).get("hit_ratio"))
                 bnd = self.zipf_bounds()
                 if bnd:
+                    txt += (f". The warm-up read {bnd['warm_distinct']:,} distinct blocks "
+                            f"({bnd['warm_distinct'] / bnd['slots']:.1f}x infercache's slots)")
                     txt += (f". Bounds for this stream over the measured windows: {bnd['first']:,} of its "
                             f"{bnd['reads']:,} reads are the first read of their block (a miss for any cache), "
                             f"so no cache exceeds {bnd['ceiling'] * 100:.2f}%; Belady's optimal replacement "
@@ -726,11 +728,13 @@ class Report:
             if b not in seen:
                 first += 1
                 seen.add(b)
+        warm_distinct = len(set(blocks[:warm]))
         nsets = slots // IC_WAYS
         reads = end - warm
         full = belady_hits(blocks, warm, lambda b: 0, slots)
         sets = belady_hits(blocks, warm, lambda b: ic_oblock_set(b, nsets), IC_WAYS)
         return {"reads": reads, "first": first, "ceiling": 1 - first / reads, "slots": slots, "sets": nsets,
+                "warm_distinct": warm_distinct,
                 "opt_full": full / reads, "opt_sets": sets / reads}
 
     def plot_d(self):

@@ -210,12 +210,13 @@ def f_s(s, unit="", scale=1.0):
     return f"{f_num(s['median'] * scale, unit)} [{f_num(s['min'] * scale)}-{f_num(s['max'] * scale)}]"
 
 
-def f_pct(s):
+def f_pct(s, digits=1):
+    """median [min-max] of a summary of ratios, as percentages."""
     if not s:
         return "-"
     if s["n"] == 1:
-        return f"{s['median'] * 100:.1f}%"
-    return f"{s['median'] * 100:.1f}% [{s['min'] * 100:.1f}-{s['max'] * 100:.1f}]"
+        return f"{s['median'] * 100:.{digits}f}%"
+    return f"{s['median'] * 100:.{digits}f}% [{s['min'] * 100:.{digits}f}-{s['max'] * 100:.{digits}f}]"
 
 
 def f_ratio(s):

@@ -20,7 +20,7 @@ import json
 import os
 import sys
 
-from report import f_num, f_ratio, f_s, gp_head, header_lines, summ, table, write_report
+from report import f_num, f_pct, f_ratio, f_s, gp_head, header_lines, summ, table, write_report
 
 NAMES = {
     "raw": "raw cache device",
@@ -188,7 +188,7 @@ class ScaleReport:
             rows.append([NAMES.get(s, s), f_s(e["c1"]["iops"]), f_s(e["c2"]["iops"]), f"**{f_ratio(e['scaling'])}**",
                          f_s(e["c1off"]["iops"]), f_ratio(e["scaling_vs_offline"]),
                          f"{f_s(e['c1']['cpu_us_per_io'])} / {f_s(e['c2']['cpu_us_per_io'])}",
-                         f_pct_plain(hit)])
+                         f_pct(hit, 2)])
         self.w(table(["system", "1 CPU IOPS", "2 CPUs IOPS", "2 CPUs / 1 CPU", "1 CPU, cpu1 offline, IOPS",
                       "2 CPUs / 1 CPU offline", "CPU us per I/O, 1 / 2 CPUs", "hits"], rows), "")
         rows = []
@@ -382,14 +382,6 @@ class ScaleReport:
         body = self.header() + ["![scaling](scaling.png)", ""] + self.md + self.details() + self.notes()
         self.res["runs"] = [{"cache": c, "sys": s, "rep": r, **d} for (c, s, r), d in sorted(self.runs.items())]
         write_report(self.write, "scaling", body, self.res, self.args, self.plots)
-
-
-def f_pct_plain(s):
-    if not s:
-        return "-"
-    if s["n"] == 1:
-        return f"{s['median'] * 100:.2f}%"
-    return f"{s['median'] * 100:.2f}% [{s['min'] * 100:.2f}-{s['max'] * 100:.2f}]"
 
 
 def build(recs, env, args):
